@@ -1,0 +1,24 @@
+"""Entry point of the ``duetime`` command: one Typer app, one sub-app per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from duetime.cli import cron
+
+app = typer.Typer(
+    name="duetime",
+    help="duetime — a durable job scheduler.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(cron.app, name="cron")
+
+
+def main() -> None:
+    """Run the CLI."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
