@@ -1,0 +1,1 @@
+"""Executors run job handlers: process pool (default), threads, asyncio."""

@@ -1,0 +1,1 @@
+"""Storage: SQL tables, migrations and the Store implementation (SQLite and PostgreSQL)."""
