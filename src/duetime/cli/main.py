@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from duetime.cli import cron
+from duetime.cli import cron, db, scheduler
 
 app = typer.Typer(
     name="duetime",
@@ -13,6 +13,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(cron.app, name="cron")
+app.add_typer(scheduler.app, name="scheduler")
+db.register(app)
 
 
 def main() -> None:
