@@ -1,1 +1,1 @@
-"""Benchmarks: ``python -m bench`` (``make bench``) runs every module in ``bench.__main__.MODULES``."""
+"""Benchmarks: ``python -m bench`` (``make bench``) runs the modules in ``MODULES``."""

@@ -282,7 +282,9 @@ def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
 
 def _check_jitter(jitter: float) -> float:
     if isinstance(jitter, bool) or not isinstance(jitter, int | float):
-        raise InvalidTriggerError(f"jitter must be a number of seconds, not {jitter!r}", field="jitter")
+        raise InvalidTriggerError(
+            f"jitter must be a number of seconds, not {jitter!r}", field="jitter"
+        )
     if not math.isfinite(jitter) or jitter < 0:
         raise InvalidTriggerError(
             f"jitter must be a finite number of seconds >= 0, not {jitter!r}", field="jitter"

@@ -72,11 +72,11 @@ def _spans(words: list[str], values: tuple[int, ...]) -> str:
 
 def _time_phrase(p: CronExpression) -> str:
     secs, mins, hours = p.seconds, p.minutes, p.hours
-    if len(secs) == 1 and len(mins) == 1 and len(hours) <= _MAX_LISTED_TIMES:
-        if _step(hours, 0, 23) is None and not _contiguous(hours):
-            suffix = f":{secs[0]:02d}" if secs[0] else ""
-            times = [f"{h:02d}:{mins[0]:02d}{suffix}" for h in hours]
-            return "at " + join_words(times)
+    listable = len(hours) <= _MAX_LISTED_TIMES and not _contiguous(hours)
+    if len(secs) == 1 and len(mins) == 1 and listable and _step(hours, 0, 23) is None:
+        suffix = f":{secs[0]:02d}" if secs[0] else ""
+        times = [f"{h:02d}:{mins[0]:02d}{suffix}" for h in hours]
+        return "at " + join_words(times)
     phrases = [_sub_hour_phrase(p)]
     hour_step = _step(hours, 0, 23)
     if hour_step is not None and hour_step > 1:

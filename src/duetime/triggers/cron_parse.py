@@ -121,9 +121,7 @@ class CronExpression:
     min_nxt: list[int] = field(default_factory=list, repr=False)
     hour_nxt: list[int] = field(default_factory=list, repr=False)
     mon_nxt: list[int] = field(default_factory=list, repr=False)
-    _month_cache: dict[tuple[int, int, str], MonthDays] = field(
-        default_factory=dict, repr=False
-    )
+    _month_cache: dict[tuple[int, int, str], MonthDays] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.sec_nxt = next_table(self.seconds, 61)
@@ -166,11 +164,8 @@ class CronExpression:
         first_wd = date(year, month, 1).toordinal() % 7  # POSIX weekday of the 1st
         dom = self._dom_days(year, month, ndays, first_wd)
         dow = self._dow_days(ndays, first_wd)
-        if day_match == "and" or self.dom_star or self.dow_star:
-            chosen = dom & dow
-        else:
-            chosen = dom | dow
-        return sorted(chosen)
+        both = day_match == "and" or self.dom_star or self.dow_star
+        return sorted(dom & dow if both else dom | dow)
 
     def _dom_days(self, year: int, month: int, ndays: int, first_wd: int) -> set[int]:
         days = {d for d in self.days if d <= ndays}
@@ -292,7 +287,9 @@ class _Parser:
 
     # -- plain fields ---------------------------------------------------------------------
 
-    def plain(self, text: str, spec: _FieldSpec, extra: Callable[[str], bool] | None = None) -> tuple[int, ...]:
+    def plain(
+        self, text: str, spec: _FieldSpec, extra: Callable[[str], bool] | None = None
+    ) -> tuple[int, ...]:
         """Parse a comma list of ``*``, ``N``, ``N-M`` and steps; ``extra`` eats special items."""
         values: set[int] = set()
         for item in text.split(","):
@@ -335,9 +332,8 @@ class _Parser:
         elif spec.names and _WORD.fullmatch(text):
             upper = text.upper()
             if upper not in spec.names:
-                raise self.fail(
-                    f"{spec.name} name {text!r} is not one of {'-'.join((spec.names[0], spec.names[-1]))}"
-                )
+                known = f"{spec.names[0]}–{spec.names[-1]}"
+                raise self.fail(f"{spec.name} name {text!r} is not one of {known}")
             number = spec.names.index(upper) + spec.name_base
             if spec.name == DOW and self.weekdays == "posix" and range_end and number == 0:
                 number = 7  # MON-SUN: SUN closes the week
@@ -346,9 +342,7 @@ class _Parser:
         else:
             raise self.fail(f"{spec.name} value {text!r} in {item!r} is not a number")
         if not spec.low <= number <= spec.high:
-            raise self.fail(
-                f"{spec.name} {number} is out of range {spec.low}–{spec.high}"
-            )
+            raise self.fail(f"{spec.name} {number} is out of range {spec.low}–{spec.high}")
         return number
 
     # -- day fields -------------------------------------------------------------------------
