@@ -1,0 +1,102 @@
+"""Schema migrations: Alembic driven programmatically (no alembic.ini needed at runtime)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from duetime.errors import SchemaOutdatedError
+from duetime.store.sqlalchemy import create_store_engine
+from duetime.store.tables import VERSION_TABLE
+
+#: Where the migration scripts live, inside the package.
+SCRIPT_LOCATION = str(Path(__file__).with_name("migrations"))
+
+#: Serialises concurrent ``duetime migrate`` runs on PostgreSQL (arbitrary constant key).
+_PG_MIGRATION_LOCK_KEY = 727_100_001
+
+
+def _config(script_location: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", script_location or SCRIPT_LOCATION)
+    return config
+
+
+def head_revision(script_location: str | None = None) -> str:
+    """Return the newest revision this duetime knows."""
+    head = ScriptDirectory.from_config(_config(script_location)).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships a revision
+        raise RuntimeError("no duetime migrations found")
+    return head
+
+
+def _revision_of(engine: sa.Engine) -> str | None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
+
+
+def current_revision(url: str) -> str | None:
+    """Return the revision the database at ``url`` is at (None for an empty database)."""
+    engine = create_store_engine(url)
+    try:
+        return _revision_of(engine)
+    finally:
+        engine.dispose()
+
+
+def upgrade_database(url: str, *, script_location: str | None = None) -> str:
+    """Create or migrate the database at ``url`` to the newest revision; idempotent."""
+    engine = create_store_engine(url)
+    config = _config(script_location)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK_KEY})"))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+        return head_revision(script_location)
+    finally:
+        engine.dispose()
+
+
+def _known_revisions(script_location: str | None) -> set[str]:
+    script = ScriptDirectory.from_config(_config(script_location))
+    return {rev.revision for rev in script.walk_revisions()}
+
+
+def check_engine_schema(engine: sa.Engine, *, script_location: str | None = None) -> None:
+    """Raise :class:`SchemaOutdatedError` unless the database is at the newest revision."""
+    current = _revision_of(engine)
+    head = head_revision(script_location)
+    if current == head:
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    if current is None:
+        raise SchemaOutdatedError(
+            f"the database at {where} has no duetime schema; "
+            "run `duetime init` (or `duetime migrate`) to create it"
+        )
+    if current not in _known_revisions(script_location):
+        raise SchemaOutdatedError(
+            f"the database at {where} is at revision {current}, newer than this duetime "
+            f"knows (head {head}); upgrade duetime"
+        )
+    raise SchemaOutdatedError(
+        f"the database at {where} is at revision {current}, older than {head}; "
+        "run `duetime migrate` to upgrade it"
+    )
+
+
+def check_schema(url: str, *, script_location: str | None = None) -> None:
+    """Raise :class:`SchemaOutdatedError` unless the database at ``url`` is current."""
+    engine = create_store_engine(url)
+    try:
+        check_engine_schema(engine, script_location=script_location)
+    finally:
+        engine.dispose()

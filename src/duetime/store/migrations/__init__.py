@@ -1,0 +1,1 @@
+"""Alembic migrations of the duetime schema (run through :mod:`duetime.store.migrate`)."""

@@ -1,0 +1,1 @@
+"""Migration scripts, oldest first; each revision has a descriptive file name."""

@@ -1,0 +1,115 @@
+"""Migrations: empty/older databases are refused by name, upgrades are idempotent."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from duetime.clock import FakeClock
+from duetime.errors import SchemaOutdatedError
+from duetime.store import migrate
+from duetime.store.sqlalchemy import SQLAlchemyStore, create_store_engine
+from duetime.store.tables import VERSION_TABLE, metadata
+
+EXTRA_REVISION = '''"""A later test-only revision."""
+revision = "9999_test_later"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no duetime schema) of each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    admin_url = request.getfixturevalue("postgres_url")
+    admin = sa.create_engine(
+        sa.make_url(admin_url).set(drivername="postgresql+psycopg"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.pool.NullPool,
+    )
+    name = f"duetime_m_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
+    yield url.render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def later_scripts(tmp_path: Path) -> str:
+    """A copy of the package's migrations plus one later revision (a 'newer duetime')."""
+    target = tmp_path / "migrations"
+    shutil.copytree(migrate.SCRIPT_LOCATION, target, ignore=shutil.ignore_patterns("__pycache__"))
+    (target / "versions" / "9999_test_later.py").write_text(
+        EXTRA_REVISION.format(head=migrate.head_revision())
+    )
+    return str(target)
+
+
+def test_head_revision_has_a_descriptive_name() -> None:
+    assert migrate.head_revision() == "0001_create_duetime_tables"
+
+
+def test_empty_database_is_refused_naming_init(empty_url: str) -> None:
+    store = SQLAlchemyStore(empty_url, clock=FakeClock())
+    with pytest.raises(SchemaOutdatedError, match="duetime init"):
+        store.check_schema()
+    store.dispose()
+    assert migrate.current_revision(empty_url) is None
+
+
+def test_upgrade_creates_schema_and_is_idempotent(empty_url: str) -> None:
+    assert migrate.upgrade_database(empty_url) == migrate.head_revision()
+    assert migrate.upgrade_database(empty_url) == migrate.head_revision()
+    assert migrate.current_revision(empty_url) == migrate.head_revision()
+    migrate.check_schema(empty_url)
+    engine = create_store_engine(empty_url)
+    tables = set(sa.inspect(engine).get_table_names())
+    engine.dispose()
+    assert {t.name for t in metadata.sorted_tables} | {VERSION_TABLE} <= tables
+
+
+def test_migrated_schema_matches_tables_module(db_url: str) -> None:
+    engine = create_store_engine(db_url)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "version_table": VERSION_TABLE}
+        )
+        diff = compare_metadata(context, metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_older_revision_is_refused_naming_migrate(db_url: str, later_scripts: str) -> None:
+    with pytest.raises(SchemaOutdatedError, match="duetime migrate"):
+        migrate.check_schema(db_url, script_location=later_scripts)
+    migrate.upgrade_database(db_url, script_location=later_scripts)
+    assert migrate.current_revision(db_url) == "9999_test_later"
+    migrate.check_schema(db_url, script_location=later_scripts)
+
+
+def test_newer_revision_is_refused(db_url: str, later_scripts: str) -> None:
+    migrate.upgrade_database(db_url, script_location=later_scripts)
+    with pytest.raises(SchemaOutdatedError, match="newer than this duetime"):
+        SQLAlchemyStore(db_url, clock=FakeClock()).check_schema()

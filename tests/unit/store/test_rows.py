@@ -1,0 +1,98 @@
+"""rows.py: insert dicts, row conversion and settings resolution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from duetime.models import RunKind, RunState, Schedule
+from duetime.store import rows
+from duetime.store.tables import runs
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def _schedule(**kw: object) -> Schedule:
+    base: dict[str, object] = {
+        "id": "s1", "tenant": "default", "name": "n", "job": "j", "trigger": {}, "timezone": "UTC"
+    }  # fmt: skip
+    base.update(kw)
+    return Schedule(**base)  # type: ignore[arg-type]
+
+
+def _run_values(**kw: object) -> dict[str, object]:
+    args: dict[str, object] = {
+        "schedule": _schedule(),
+        "tenant": "default",
+        "job": "j",
+        "parameters": {"a": 1},
+        "kind": RunKind.MANUAL,
+        "scheduled_for": NOW,
+        "available_at": NOW,
+        "now": NOW,
+        "max_attempts": 2,
+        "timeout": 5.0,
+        "priority": 3,
+        "executor": "default",
+        "max_recoveries": 3,
+        "retry_backoff": 10.0,
+    }
+    args.update(kw)
+    return rows.new_run_values(**args)  # type: ignore[arg-type]
+
+
+def test_new_run_values_fill_every_column_with_a_fresh_id() -> None:
+    a, b = _run_values(), _run_values()
+    assert set(a) == {c.name for c in runs.columns}
+    assert a["id"] != b["id"]
+    assert a["schedule_id"] == "s1"
+    assert a["schedule_name"] == "n"
+    assert a["state"] == "pending"
+    assert a["kind"] == "manual"
+
+
+def test_new_run_values_accept_extra_columns_and_refuse_unknown() -> None:
+    v = _run_values(state=RunState.MISSED, missed_count=4, missed_until=NOW)
+    assert (v["state"], v["missed_count"]) == ("missed", 4)
+    with pytest.raises(TypeError, match="bogus"):
+        _run_values(bogus=1)
+
+
+def test_row_to_run_round_trips_an_insert_dict() -> None:
+    values = _run_values(error={"type": "E", "message": "m", "traceback": "tb"})
+    run = rows.row_to_run(values)
+    assert run.state == "pending"
+    assert run.kind is RunKind.MANUAL
+    assert run.error is not None
+    assert run.error.message == "m"
+    assert run.parameters == {"a": 1}
+
+
+@dataclass
+class _JobType:
+    timeout: float | None
+    max_attempts: int | None
+
+
+class _Registry:
+    def find(self, name: str) -> _JobType | None:
+        return _JobType(timeout=300, max_attempts=3) if name == "j" else None
+
+
+@pytest.mark.parametrize(
+    ("schedule_kw", "source", "expected"),
+    [
+        ({}, None, {"max_attempts": 1, "timeout": 1800.0}),
+        ({}, _Registry(), {"max_attempts": 3, "timeout": 300.0}),
+        ({"job": "other"}, _Registry(), {"max_attempts": 1, "timeout": 1800.0}),
+        ({"timeout": 7, "max_attempts": 2}, _Registry(), {"max_attempts": 2, "timeout": 7.0}),
+        ({}, _JobType(timeout=None, max_attempts=4), {"max_attempts": 4, "timeout": 1800.0}),
+        ({}, {"timeout": 60, "max_attempts": 5}, {"max_attempts": 5, "timeout": 60.0}),
+    ],
+)
+def test_resolve_run_settings_schedule_then_job_then_instance(
+    schedule_kw: dict[str, object], source: object, expected: dict[str, object]
+) -> None:
+    assert rows.resolve_run_settings(_schedule(**schedule_kw), source) == expected
