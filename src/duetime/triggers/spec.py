@@ -438,6 +438,8 @@ _APS_SCHEDULE_FIELDS = {
     "timezone": "the schedule's timezone",
 }
 _NO_SPACE = re.compile(r"^\S+$")
+#: APScheduler numbers weekdays from Monday = 0 and ANDs all its day fields.
+_APS_CRON_OPTIONS = {"weekdays": "iso", "day_match": "and"}
 
 
 def _apscheduler(spec: Mapping[str, Any], ctx: _Context) -> Trigger:
@@ -496,11 +498,37 @@ def _aps_cron(kwargs: Mapping[str, Any], kind: str, ctx: _Context) -> Trigger:
         remaining.discard(name)
         fields[name] = given.get(name, "*" if remaining else _APS_CRON_DEFAULTS[name])
     fields["day"], fields["day_of_week"] = _aps_days(fields["day"], fields["day_of_week"])
+    try:
+        return _cron(
+            _aps_expression(fields), _APS_CRON_OPTIONS, _jitter(kwargs, ctx), ctx, field_of={}
+        )
+    except ValidationError as err:
+        if err.field == "expression":  # name the kwarg at fault, not the whole expression
+            raise _refield(err, {"expression": _aps_culprit(given)}) from err
+        raise
+
+
+def _aps_expression(fields: Mapping[str, str]) -> str:
+    """Return the 6-field (7 with a year) cron expression of APScheduler cron fields."""
     parts = [fields[name] for name in ("second", "minute", "hour", "day", "month", "day_of_week")]
-    if fields["year"] != "*":
+    if fields.get("year", "*") != "*":
         parts.append(fields["year"])
-    options = {"weekdays": "iso", "day_match": "and"}
-    return _cron(" ".join(parts), options, _jitter(kwargs, ctx), ctx, field_of={"expression": None})
+    return " ".join(parts)
+
+
+def _aps_culprit(given: Mapping[str, str]) -> str | None:
+    """Return the first given field that is invalid on its own (None if only together)."""
+    from duetime.triggers.cron_parse import parse_cron  # lazy, like the cron trigger
+
+    for name, value in given.items():
+        alone = dict.fromkeys(_APS_CRON_FIELDS, "*")
+        alone[name] = value
+        try:
+            alone["day"], alone["day_of_week"] = _aps_days(alone["day"], alone["day_of_week"])
+            parse_cron(_aps_expression(alone), weekdays=_APS_CRON_OPTIONS["weekdays"])
+        except ValidationError:
+            return name
+    return None
 
 
 def _aps_field(value: object, name: str) -> str:
