@@ -1,0 +1,773 @@
+"""The engine's SQL: fire due schedules, claim runs, write outcomes, renew and recover leases.
+
+Every function is one (or one per batch) write transaction through ``store.write()``:
+PostgreSQL locks rows with ``FOR UPDATE [SKIP LOCKED]``; SQLite serialises writers with
+``BEGIN IMMEDIATE``. The partial unique index ``uq_duetime_runs_scheduled_fire`` backs the
+exactly-once invariant: a duplicate fire is skipped (``ON CONFLICT DO NOTHING``), never an
+error. Every instant comes from the caller's ``now`` (on PostgreSQL the engine's clock is
+corrected to the database's ``now()``).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from duetime import planning
+from duetime.errors import ValidationError
+from duetime.executors.base import Outcome
+from duetime.models import ACTIVE_RUN_STATES, Run, RunKind, RunState, Schedule
+from duetime.store import tables as t
+from duetime.store.rows import new_run_values, resolve_run_settings, row_to_run, row_to_schedule
+from duetime.triggers.spec import build_trigger
+
+if TYPE_CHECKING:
+    from duetime.store.sqlalchemy import SQLAlchemyStore
+
+log = logging.getLogger(__name__)
+
+#: Error type an executor reports for runs it stopped at shutdown (recovered, no attempt used).
+INTERRUPTED = "Interrupted"
+
+#: Error type of runs whose lease expired (their worker died or lost the database).
+WORKER_LOST = "WorkerLost"
+
+#: States a run may end in after it ran.
+_OUTCOME_STATES = (RunState.SUCCEEDED, RunState.FAILED, RunState.TIMED_OUT, RunState.CANCELLED)
+
+_ACTIVE = [s.value for s in ACTIVE_RUN_STATES]
+
+
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
+
+
+def _locked(store: SQLAlchemyStore, query: sa.Select[Any], *, skip: bool) -> sa.Select[Any]:
+    """Add ``FOR UPDATE [SKIP LOCKED]`` on PostgreSQL (SQLite's BEGIN IMMEDIATE suffices)."""
+    if store.dialect == "postgresql":
+        return query.with_for_update(skip_locked=skip)
+    return query
+
+
+def _insert_runs(
+    store: SQLAlchemyStore, conn: sa.Connection, values: list[dict[str, Any]]
+) -> list[Run]:
+    """Insert runs; a duplicate ``scheduled`` fire is skipped. Return the inserted runs."""
+    if not values:
+        return []
+    dialect = pg_dialect if store.dialect == "postgresql" else sqlite_dialect
+    stmt = (
+        dialect.insert(t.runs)
+        .on_conflict_do_nothing(
+            index_elements=["schedule_id", "scheduled_for"],
+            index_where=t.runs.c.kind == RunKind.SCHEDULED.value,
+        )
+        .returning(t.runs.c.id)
+    )
+    inserted = {row.id for row in conn.execute(stmt, values)}
+    if len(inserted) < len(values):
+        log.info("duplicate fires skipped", extra={"event": "fire.duplicate_skipped"})
+    return [row_to_run(v) for v in values if v["id"] in inserted]
+
+
+# --------------------------------------------------------------------------- fire
+
+
+def _job_defaults(conn: sa.Connection, jobs: Iterable[str]) -> dict[str, Mapping[str, Any]]:
+    """Return the published ``@job`` defaults (timeout, max_attempts) of ``jobs``."""
+    names = sorted(set(jobs))
+    if not names:
+        return {}
+    rows = conn.execute(
+        sa.select(t.job_types.c.name, t.job_types.c.defaults).where(t.job_types.c.name.in_(names))
+    )
+    return {row.name: dict(row.defaults or {}) for row in rows}
+
+
+def _active_counts(conn: sa.Connection, schedule_ids: Sequence[str]) -> dict[str, int]:
+    """Return running + pending run counts per schedule."""
+    if not schedule_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(t.runs.c.schedule_id, sa.func.count())
+        .where(t.runs.c.schedule_id.in_(schedule_ids), t.runs.c.state.in_(_ACTIVE))
+        .group_by(t.runs.c.schedule_id)
+    )
+    return {row[0]: int(row[1]) for row in rows}
+
+
+@dataclass
+class _FireContext:
+    """What one fire batch shares: its connection, instant and job defaults."""
+
+    store: SQLAlchemyStore
+    conn: sa.Connection
+    now: datetime
+    lookahead_seconds: float
+    defaults: dict[str, Mapping[str, Any]]
+    registry: Any
+
+
+def _run_values(
+    ctx: _FireContext,
+    schedule: Schedule,
+    *,
+    kind: RunKind,
+    scheduled_for: datetime,
+    available: datetime,
+    state: RunState = RunState.PENDING,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Return the insert dict of a run of ``schedule`` with its resolved settings."""
+    source = ctx.registry if ctx.registry is not None else ctx.defaults.get(schedule.job)
+    settings = resolve_run_settings(schedule, source)
+    return new_run_values(
+        schedule=schedule,
+        tenant=schedule.tenant,
+        job=schedule.job,
+        parameters=schedule.parameters,
+        kind=kind,
+        scheduled_for=scheduled_for,
+        available_at=available,
+        now=ctx.now,
+        max_attempts=settings["max_attempts"],
+        timeout=settings["timeout"],
+        priority=schedule.priority,
+        executor=schedule.executor,
+        max_recoveries=schedule.max_recoveries,
+        retry_backoff=schedule.retry_backoff,
+        state=state,
+        **extra,
+    )
+
+
+def _plan(ctx: _FireContext, schedule: Schedule) -> tuple[planning.FirePlan, float] | None:
+    """Plan the schedule's due fires (and return its jitter); None when its trigger is broken."""
+    assert schedule.next_run_at is not None
+    try:
+        trigger = build_trigger(
+            schedule.trigger,
+            schedule.timezone,
+            start_at=schedule.start_date,
+            end_at=schedule.end_date,
+        )
+    except ValidationError as exc:
+        log.error(
+            "schedule trigger cannot be built: %s",
+            exc,
+            extra={"event": "schedule.trigger_invalid", "schedule_id": schedule.id},
+        )
+        return None
+    plan = planning.plan_fires(
+        trigger,
+        next_run_at=schedule.next_run_at,
+        now=ctx.now,
+        lookahead_seconds=ctx.lookahead_seconds,
+        misfire_grace_time=schedule.misfire_grace_time,
+        coalesce=schedule.coalesce,
+    )
+    return plan, float(getattr(trigger, "jitter", 0.0) or 0.0)
+
+
+def _fire_schedule(ctx: _FireContext, schedule: Schedule, active: int) -> list[dict[str, Any]]:
+    """Plan one schedule's fires, advance its ``next_run_at``; return the run rows to insert."""
+    planned = _plan(ctx, schedule)
+    if planned is None:
+        _advance(ctx, schedule, None, completed=False)
+        return []
+    plan, jitter = planned
+    values = _missed_values(ctx, schedule, plan.missed)
+    decision = planning.decide_overlap(
+        schedule.overlap,
+        max_instances=schedule.max_instances,
+        active=active,
+        new_fires=len(plan.run_fires),
+    )
+    for fire, state in zip(plan.run_fires, decision.states, strict=True):
+        values.append(_fire_values(ctx, schedule, fire, state, jitter))
+    if decision.replace_count:
+        _replace(ctx, schedule, decision.replace_count)
+    _advance(ctx, schedule, plan.next_run_at, completed=plan.completed)
+    return values
+
+
+def _fire_values(
+    ctx: _FireContext, schedule: Schedule, fire: datetime, state: RunState, jitter: float
+) -> dict[str, Any]:
+    """Return the row of one fire: a pending run, or a ``skipped`` record."""
+    available = planning.available_at(schedule.id, fire, jitter)
+    extra: dict[str, Any] = {}
+    if state is RunState.SKIPPED:
+        extra["finished_at"] = ctx.now
+    return _run_values(
+        ctx,
+        schedule,
+        kind=RunKind.SCHEDULED,
+        scheduled_for=fire,
+        available=available,
+        state=state,
+        **extra,
+    )
+
+
+def _missed_values(
+    ctx: _FireContext, schedule: Schedule, missed: planning.MissedFires | None
+) -> list[dict[str, Any]]:
+    """Return the one ``missed`` row standing for every fire outside the grace."""
+    if missed is None:
+        return []
+    return [
+        _run_values(
+            ctx,
+            schedule,
+            kind=RunKind.SCHEDULED,
+            scheduled_for=missed.first,
+            available=missed.first,
+            state=RunState.MISSED,
+            finished_at=ctx.now,
+            missed_count=missed.count,
+            missed_until=missed.last,
+        )
+    ]
+
+
+def _advance(
+    ctx: _FireContext, schedule: Schedule, next_run_at: datetime | None, *, completed: bool
+) -> None:
+    """Store the schedule's next fire (``completed`` when there is none)."""
+    values: dict[str, Any] = {"next_run_at": next_run_at}
+    if completed:
+        values["state"] = "completed"
+    ctx.conn.execute(sa.update(t.schedules).where(t.schedules.c.id == schedule.id).values(values))
+
+
+def _replace(ctx: _FireContext, schedule: Schedule, count: int) -> None:
+    """Evict ``count`` active runs: request cancel of the oldest running, else cancel pending."""
+    runs = t.runs.c
+    victims = ctx.conn.execute(
+        sa.select(runs.id, runs.state)
+        .where(
+            runs.schedule_id == schedule.id,
+            runs.state.in_(_ACTIVE),
+            runs.cancel_requested.is_(False),
+        )
+        .order_by(sa.case((runs.state == "running", 0), else_=1), runs.created_at)
+        .limit(count)
+    ).all()
+    for victim in victims:
+        if victim.state == RunState.RUNNING.value:
+            values: dict[str, Any] = {"cancel_requested": True}
+        else:
+            values = {"state": RunState.CANCELLED.value, "finished_at": ctx.now}
+        ctx.conn.execute(sa.update(t.runs).where(runs.id == victim.id).values(values))
+        log.info(
+            "run replaced by a newer fire",
+            extra={"event": "run.replaced", "run_id": victim.id, "schedule_id": schedule.id},
+        )
+
+
+def _due_schedules(
+    store: SQLAlchemyStore, conn: sa.Connection, horizon: datetime, batch_size: int
+) -> list[Schedule]:
+    """Lock and return a batch of due schedules, by priority then next_run_at."""
+    s = t.schedules.c
+    query = (
+        sa.select(t.schedules)
+        .where(s.state == "active", s.deleted_at.is_(None), s.next_run_at <= horizon)
+        .order_by(s.priority.desc(), s.next_run_at)
+        .limit(batch_size)
+    )
+    return [row_to_schedule(r) for r in conn.execute(_locked(store, query, skip=True))]
+
+
+def fire_due(
+    store: SQLAlchemyStore,
+    *,
+    now: datetime,
+    lookahead_seconds: float,
+    batch_size: int = 500,
+    max_batches: int | None = None,
+    registry: Any = None,
+) -> list[Run]:
+    """Fire every due schedule (DESIGN §3.1 step 1, §3.2, §3.3); return the rows created."""
+    created: list[Run] = []
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        batches += 1
+        fired, full = _fire_batch(store, now, lookahead_seconds, batch_size, registry)
+        created.extend(fired)
+        if not full:
+            break
+    return created
+
+
+def _fire_batch(
+    store: SQLAlchemyStore, now: datetime, lookahead_seconds: float, batch_size: int, registry: Any
+) -> tuple[list[Run], bool]:
+    """Fire one batch in one transaction; return its rows and whether the batch was full."""
+    horizon = now + timedelta(seconds=lookahead_seconds)
+    with store.write() as conn:
+        due = _due_schedules(store, conn, horizon, batch_size)
+        if not due:
+            return [], False
+        ctx = _FireContext(
+            store, conn, now, lookahead_seconds, _job_defaults(conn, (s.job for s in due)), registry
+        )
+        counts = _active_counts(conn, [s.id for s in due])
+        values: list[dict[str, Any]] = []
+        for schedule in due:
+            values.extend(_fire_schedule(ctx, schedule, counts.get(schedule.id, 0)))
+        created = _insert_runs(store, conn, values)
+        store.changed(conn)
+    return created, len(due) == batch_size
+
+
+# --------------------------------------------------------------------------- claim
+
+
+def _pending_candidates(
+    store: SQLAlchemyStore, conn: sa.Connection, now: datetime, limit: int
+) -> list[Run]:
+    """Lock (skip locked) pending runs that may start, by priority then available_at."""
+    r = t.runs.c
+    query = (
+        sa.select(t.runs)
+        .where(r.state == RunState.PENDING.value, r.available_at <= now)
+        .order_by(r.priority.desc(), r.available_at, r.created_at)
+        .limit(limit)
+    )
+    return [row_to_run(row) for row in conn.execute(_locked(store, query, skip=True))]
+
+
+def _instance_room(
+    store: SQLAlchemyStore, conn: sa.Connection, schedule_ids: Sequence[str]
+) -> dict[str, int]:
+    """Lock the schedules (id order) and return how many more runs each may run now."""
+    if not schedule_ids:
+        return {}
+    s = t.schedules.c
+    query = sa.select(s.id, s.max_instances).where(s.id.in_(schedule_ids)).order_by(s.id)
+    limits = {
+        row.id: int(row.max_instances) for row in conn.execute(_locked(store, query, skip=False))
+    }
+    r = t.runs.c
+    running = conn.execute(
+        sa.select(r.schedule_id, sa.func.count())
+        .where(r.schedule_id.in_(schedule_ids), r.state == RunState.RUNNING.value)
+        .group_by(r.schedule_id)
+    )
+    counts = {row[0]: int(row[1]) for row in running}
+    return {sid: limit - counts.get(sid, 0) for sid, limit in limits.items()}
+
+
+def claim_runs(
+    store: SQLAlchemyStore,
+    *,
+    now: datetime,
+    worker: str,
+    slots: int,
+    lease_seconds: float,
+) -> list[Run]:
+    """Start up to ``slots`` pending runs within each schedule's ``max_instances`` (step 2)."""
+    if slots <= 0:
+        return []
+    with store.write() as conn:
+        candidates = _pending_candidates(store, conn, now, slots * 4)
+        if not candidates:
+            return []
+        room = _instance_room(
+            store, conn, sorted({c.schedule_id for c in candidates if c.schedule_id})
+        )
+        chosen: list[Run] = []
+        for run in candidates:
+            if len(chosen) >= slots:
+                break
+            if run.schedule_id is not None and room.get(run.schedule_id, 1) <= 0:
+                continue
+            if run.schedule_id is not None and run.schedule_id in room:
+                room[run.schedule_id] -= 1
+            chosen.append(_start(conn, run, now=now, worker=worker, lease_seconds=lease_seconds))
+        if chosen:
+            store.changed(conn)
+    return chosen
+
+
+def _start(
+    conn: sa.Connection, run: Run, *, now: datetime, worker: str, lease_seconds: float
+) -> Run:
+    """Mark one run running with a fresh lease token; return it as started."""
+    values = {
+        "state": RunState.RUNNING.value,
+        "worker": worker,
+        "lease_token": str(uuid.uuid4()),
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "started_at": now,
+        "lateness_ms": max(0, _ms(now - run.available_at)),
+    }
+    conn.execute(sa.update(t.runs).where(t.runs.c.id == run.id).values(values))
+    return row_to_run({**run.to_dict(), **values, "error": None})
+
+
+# --------------------------------------------------------------------------- finish
+
+
+def _outcome_values(outcome: Outcome, run: Run, now: datetime) -> dict[str, Any]:
+    """Return the columns an outcome writes (a cancel request turns failures into cancelled)."""
+    state = outcome.state
+    if run.cancel_requested and state is not RunState.SUCCEEDED:
+        state = RunState.CANCELLED
+    finished = outcome.finished_at or now
+    started = run.started_at or outcome.started_at or finished
+    return {
+        "state": state.value,
+        "finished_at": finished,
+        "duration_ms": max(0, _ms(finished - started)),
+        "result": outcome.result if state is RunState.SUCCEEDED else None,
+        "error": outcome.error.to_dict() if outcome.error else None,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    """A run whose outcome was written, with the stored columns the Run model omits."""
+
+    run: Run
+    max_recoveries: int
+    retry_backoff: float
+    schedule_name: str | None
+
+
+def _current_rows(conn: sa.Connection, run_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+    rows = conn.execute(sa.select(t.runs).where(t.runs.c.id.in_(run_ids)))
+    return {row.id: dict(row._mapping) for row in rows}
+
+
+def finish_runs(
+    store: SQLAlchemyStore, outcomes: Sequence[Outcome], *, now: datetime, registry: Any = None
+) -> list[Run]:
+    """Write outcomes fenced by lease token; create retries, recoveries and chain fires.
+
+    Returns the runs whose outcome was accepted (a stale token changes nothing).
+    """
+    if not outcomes:
+        return []
+    with store.write() as conn:
+        current = _current_rows(conn, sorted({o.run_id for o in outcomes}))
+        finished: list[_Finished] = []
+        for outcome in outcomes:
+            done = _write_outcome(conn, outcome, current.get(outcome.run_id), now)
+            if done is not None:
+                finished.append(done)
+        if finished:
+            _follow_ups(store, conn, finished, now, registry)
+            store.changed(conn)
+    return [f.run for f in finished]
+
+
+def _write_outcome(
+    conn: sa.Connection, outcome: Outcome, row: Mapping[str, Any] | None, now: datetime
+) -> _Finished | None:
+    """Write one outcome if its lease token is still the run's; return the finished run."""
+    if row is None or outcome.state not in _OUTCOME_STATES:
+        return None
+    run = row_to_run(row)
+    values = _outcome_values(outcome, run, now)
+    result = conn.execute(
+        sa.update(t.runs)
+        .where(
+            t.runs.c.id == run.id,
+            t.runs.c.lease_token == outcome.lease_token,
+            t.runs.c.state == RunState.RUNNING.value,
+        )
+        .values(values)
+    )
+    if result.rowcount != 1:
+        log.warning(
+            "stale outcome ignored (lease token no longer current)",
+            extra={"event": "run.stale_outcome", "run_id": run.id},
+        )
+        return None
+    return _finished({**row, **values})
+
+
+def _finished(row: Mapping[str, Any]) -> _Finished:
+    return _Finished(
+        run=row_to_run(row),
+        max_recoveries=int(row["max_recoveries"]),
+        retry_backoff=float(row["retry_backoff"]),
+        schedule_name=row.get("schedule_name"),
+    )
+
+
+def _schedules_by_id(conn: sa.Connection, ids: Iterable[str]) -> dict[str, Schedule]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(sa.select(t.schedules).where(t.schedules.c.id.in_(wanted)))
+    return {row.id: row_to_schedule(row) for row in rows}
+
+
+def _follow_ups(
+    store: SQLAlchemyStore,
+    conn: sa.Connection,
+    finished: list[_Finished],
+    now: datetime,
+    registry: Any,
+) -> None:
+    """Update schedules' last run, then insert retries, recoveries and chain fires."""
+    runs = [f.run for f in finished]
+    schedules = _schedules_by_id(conn, (r.schedule_id for r in runs if r.schedule_id))
+    _touch_schedules(conn, runs)
+    values: list[dict[str, Any]] = []
+    for done in finished:
+        run = done.run
+        schedule = schedules.get(run.schedule_id) if run.schedule_id else None
+        if schedule is not None and not _schedule_live(schedule):
+            continue
+        follow = _retry_or_recovery(done, now)
+        if follow is not None:
+            values.append(follow)
+        if run.state is RunState.SUCCEEDED and schedule is not None and schedule.chain:
+            values.extend(_chain_values(store, conn, schedule, run, now, registry))
+    _insert_runs(store, conn, values)
+
+
+def _schedule_live(schedule: Schedule) -> bool:
+    """Paused or deleted schedules get no retries, recoveries or chain fires."""
+    return schedule.deleted_at is None and schedule.state != "paused"
+
+
+def _touch_schedules(conn: sa.Connection, finished: list[Run]) -> None:
+    """Record each schedule's last run instant and state (schedules locked in id order)."""
+    latest: dict[str, Run] = {}
+    for run in finished:
+        if run.schedule_id:
+            latest[run.schedule_id] = run
+    for schedule_id in sorted(latest):
+        run = latest[schedule_id]
+        conn.execute(
+            sa.update(t.schedules)
+            .where(t.schedules.c.id == schedule_id)
+            .values(last_run_at=run.started_at or run.finished_at, last_run_state=run.state.value)
+        )
+
+
+def is_interrupted(run: Run) -> bool:
+    """True for a run stopped by a shutdown (recovered without using an attempt)."""
+    return run.state is RunState.FAILED and run.error is not None and run.error.type == INTERRUPTED
+
+
+def _retry_or_recovery(done: _Finished, now: datetime) -> dict[str, Any] | None:
+    """Return the follow-up run of a failure: a recovery (interrupted) or a retry."""
+    run = done.run
+    if is_interrupted(run):
+        return _recovery_values(done, now)
+    if run.state not in (RunState.FAILED, RunState.TIMED_OUT) or run.attempt >= run.max_attempts:
+        return None
+    delay = planning.retry_delay(done.retry_backoff, run.attempt + 1, run.id)
+    return _follow_up_values(
+        done, kind=RunKind.RETRY, now=now, available=now + delay, attempt=run.attempt + 1
+    )
+
+
+def _recovery_values(done: _Finished, now: datetime) -> dict[str, Any] | None:
+    """Return a recovery run (same attempt) unless ``max_recoveries`` is used up."""
+    if done.run.recovery >= done.max_recoveries:
+        return None
+    return _follow_up_values(
+        done, kind=RunKind.RECOVERY, now=now, available=now, attempt=done.run.attempt,
+        recovery=done.run.recovery + 1,
+    )  # fmt: skip
+
+
+def _follow_up_values(
+    done: _Finished,
+    *,
+    kind: RunKind,
+    now: datetime,
+    available: datetime,
+    attempt: int,
+    recovery: int | None = None,
+) -> dict[str, Any]:
+    """Return a retry/recovery run copying the parent's snapshot (job, parameters, limits)."""
+    run = done.run
+    return new_run_values(
+        schedule=None,
+        tenant=run.tenant,
+        job=run.job,
+        parameters=run.parameters,
+        kind=kind,
+        scheduled_for=run.scheduled_for,
+        available_at=available,
+        now=now,
+        max_attempts=run.max_attempts,
+        timeout=run.timeout,
+        priority=run.priority,
+        executor=run.executor,
+        max_recoveries=done.max_recoveries,
+        retry_backoff=done.retry_backoff,
+        attempt=attempt,
+        recovery=run.recovery if recovery is None else recovery,
+        parent_run_id=run.id,
+        schedule_id=run.schedule_id,
+        schedule_name=done.schedule_name,
+    )
+
+
+def _chain_values(
+    store: SQLAlchemyStore,
+    conn: sa.Connection,
+    schedule: Schedule,
+    run: Run,
+    now: datetime,
+    registry: Any,
+) -> list[dict[str, Any]]:
+    """Return one ``chain`` run per live schedule named in ``schedule.chain`` (same tenant)."""
+    s = t.schedules.c
+    rows = conn.execute(
+        sa.select(t.schedules).where(
+            s.tenant == schedule.tenant, s.name.in_(schedule.chain), s.deleted_at.is_(None)
+        )
+    )
+    ctx = _FireContext(store, conn, now, 0.0, {}, registry)
+    targets = [row_to_schedule(row) for row in rows]
+    ctx.defaults = _job_defaults(conn, (target.job for target in targets))
+    return [
+        _run_values(
+            ctx,
+            target,
+            kind=RunKind.CHAIN,
+            scheduled_for=now,
+            available=now,
+            parent_run_id=run.id,
+        )
+        for target in targets
+    ]
+
+
+# --------------------------------------------------------------------------- leases
+
+
+def renew_leases(
+    store: SQLAlchemyStore, leases: Mapping[str, str], *, now: datetime, lease_seconds: float
+) -> list[str]:
+    """Extend the leases ``{run_id: lease_token}`` still held; return the run ids lost."""
+    if not leases:
+        return []
+    expires = now + timedelta(seconds=lease_seconds)
+    lost: list[str] = []
+    with store.write() as conn:
+        for run_id in sorted(leases):
+            result = conn.execute(
+                sa.update(t.runs)
+                .where(
+                    t.runs.c.id == run_id,
+                    t.runs.c.lease_token == leases[run_id],
+                    t.runs.c.state == RunState.RUNNING.value,
+                )
+                .values(lease_expires_at=expires)
+            )
+            if result.rowcount != 1:
+                lost.append(run_id)
+    return lost
+
+
+def recover_expired(store: SQLAlchemyStore, *, now: datetime, limit: int = 500) -> list[Run]:
+    """Fail running runs whose lease expired ("worker lost") and create their recoveries."""
+    r = t.runs.c
+    query = (
+        sa.select(t.runs)
+        .where(r.state == RunState.RUNNING.value, r.lease_expires_at < now)
+        .order_by(r.lease_expires_at)
+        .limit(limit)
+    )
+    with store.write() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(_locked(store, query, skip=True))]
+        if not rows:
+            return []
+        lost = [_lose(conn, row, now) for row in rows]
+        _touch_schedules(conn, [f.run for f in lost])
+        values = [v for v in (_recovery_values(f, now) for f in lost) if v is not None]
+        _insert_runs(store, conn, values)
+        store.changed(conn)
+    return [f.run for f in lost]
+
+
+def _lose(conn: sa.Connection, row: Mapping[str, Any], now: datetime) -> _Finished:
+    """Mark one expired run failed with a "worker lost" error."""
+    message = (
+        f"worker lost: worker {row['worker']!r} stopped renewing the lease of run {row['id']} "
+        f"(expired at {row['lease_expires_at'].isoformat()})"
+    )
+    started = row["started_at"] or now
+    values = {
+        "state": RunState.FAILED.value,
+        "finished_at": now,
+        "duration_ms": max(0, _ms(now - started)),
+        "error": {"type": WORKER_LOST, "message": message, "traceback": None},
+    }
+    conn.execute(sa.update(t.runs).where(t.runs.c.id == row["id"]).values(values))
+    log.warning(message, extra={"event": "run.worker_lost", "run_id": row["id"]})
+    return _finished({**row, **values})
+
+
+def cancel_requested(store: SQLAlchemyStore, run_ids: Sequence[str]) -> list[str]:
+    """Return those of ``run_ids`` that are running with a cancel request."""
+    if not run_ids:
+        return []
+    r = t.runs.c
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(r.id).where(
+                r.id.in_(list(run_ids)),
+                r.cancel_requested.is_(True),
+                r.state == RunState.RUNNING.value,
+            )
+        )
+        return [row.id for row in rows]
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+def next_due_at(store: SQLAlchemyStore) -> datetime | None:
+    """Return the earliest instant anything is due: a fire, a pending run or a lease expiry."""
+    s, r = t.schedules.c, t.runs.c
+    queries = [
+        sa.select(sa.func.min(s.next_run_at)).where(s.state == "active", s.deleted_at.is_(None)),
+        sa.select(sa.func.min(r.available_at)).where(r.state == RunState.PENDING.value),
+        sa.select(sa.func.min(r.lease_expires_at)).where(r.state == RunState.RUNNING.value),
+    ]
+    with store.read() as conn:
+        found = [conn.execute(q).scalar() for q in queries]
+    instants = [f for f in found if f is not None]
+    return min(instants) if instants else None
+
+
+# --------------------------------------------------------------------------- instances
+
+
+def register_instance(store: SQLAlchemyStore, values: Mapping[str, Any]) -> None:
+    """Insert (or refresh) this engine's row in ``duetime_instances``."""
+    with store.write() as conn:
+        conn.execute(sa.delete(t.instances).where(t.instances.c.id == values["id"]))
+        conn.execute(sa.insert(t.instances).values(dict(values)))
+
+
+def heartbeat_instance(
+    store: SQLAlchemyStore, instance_id: str, *, now: datetime, stopped: bool = False
+) -> None:
+    """Record that this engine is alive (or, with ``stopped``, that it stopped)."""
+    values: dict[str, Any] = {"heartbeat_at": now}
+    if stopped:
+        values["stopped_at"] = now
+    with store.write() as conn:
+        conn.execute(sa.update(t.instances).where(t.instances.c.id == instance_id).values(values))
