@@ -181,6 +181,11 @@ def execute_request(
     )
     if isinstance(prepared, ExecutionResult):
         return prepared
+    return run_prepared(prepared)
+
+
+def run_prepared(prepared: PreparedCall) -> ExecutionResult:
+    """Call a prepared handler in this thread (``asyncio.run`` for async ones)."""
     try:
         value = prepared.call()
         if asyncio.iscoroutine(value):
@@ -190,25 +195,17 @@ def execute_request(
     return check_result(value, prepared.secret_values)
 
 
-async def execute_prepared_async(prepared: PreparedCall) -> ExecutionResult:
-    """Await an async handler, or run a sync one in a thread; CancelledError propagates."""
+async def run_prepared_async(prepared: PreparedCall) -> ExecutionResult:
+    """Await an async handler on the running loop; CancelledError propagates."""
     try:
-        if prepared.job_type.is_async:
-            value = await prepared.call()
-        else:
-            value = await asyncio.to_thread(_call_sync, prepared)
+        value = prepared.call()
+        if asyncio.iscoroutine(value):
+            value = await value
     except asyncio.CancelledError:
         raise
     except BaseException as exc:
         return error_result(exc, prepared.secret_values)
     return check_result(value, prepared.secret_values)
-
-
-def _call_sync(prepared: PreparedCall) -> Any:
-    value = prepared.call()
-    if asyncio.iscoroutine(value):  # a sync def returning a coroutine
-        value = asyncio.run(value)
-    return value
 
 
 def with_state(result: ExecutionResult, state: RunState) -> ExecutionResult:

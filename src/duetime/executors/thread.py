@@ -1,0 +1,177 @@
+"""ThreadExecutor: handlers run in threads of this process (cooperative timeouts)."""
+
+from __future__ import annotations
+
+import threading
+from itertools import count
+
+from duetime.clock import Clock, SystemClock
+from duetime.executors._common import (
+    SUPERVISOR_TICK_SECONDS,
+    ActiveRun,
+    OutcomeReporter,
+    cancelled_result,
+    check_concurrency,
+    deadline_for,
+    interrupted_result,
+    timed_out_result,
+)
+from duetime.executors.base import ExecutionRequest, OutcomeCallback
+from duetime.jobs.execute import execute_request
+from duetime.jobs.registry import JobRegistry, default_registry
+
+_CO_OP = "the handler was asked to stop (ctx.cancelled) and keeps its slot until it returns"
+
+
+class ThreadExecutor:
+    """Runs each request in its own daemon thread, at most ``concurrency`` at once.
+
+    Timeouts and cancellation are **cooperative**: a thread cannot be killed. At the deadline
+    (measured with ``clock.monotonic()``) the run is reported ``timed_out`` at once and
+    ``ctx.cancelled`` becomes true; a cancel reports ``cancelled`` the same way. The handler's
+    slot stays taken until the handler actually returns, and whatever it returns then is
+    discarded. Handlers that may run long should check ``ctx.cancelled`` or wait with
+    ``ctx.sleep()``. Use the process executor for jobs that must be stopped by force.
+    """
+
+    name = "thread"
+
+    def __init__(
+        self,
+        *,
+        concurrency: int = 5,
+        registry: JobRegistry | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.concurrency = check_concurrency(concurrency)
+        self._registry = registry or default_registry
+        self._clock = clock or SystemClock()
+        self._reporter = OutcomeReporter(self._clock)
+        self._active: dict[str, ActiveRun] = {}
+        self._cond = threading.Condition()
+        self._started = False
+        self._stopping = False
+        self._watcher: threading.Thread | None = None
+        self._ids = count(1)
+
+    def start(self, on_outcome: OutcomeCallback) -> None:
+        """Start the deadline watcher; outcomes go to ``on_outcome``."""
+        with self._cond:
+            if self._started:
+                raise RuntimeError("executor already started")
+            self._reporter.attach(on_outcome)
+            self._started = True
+        self._watcher = threading.Thread(
+            target=self._watch, name="duetime-thread-deadlines", daemon=True
+        )
+        self._watcher.start()
+
+    @property
+    def free_slots(self) -> int:
+        """Slots not held by a handler (timed-out handlers still hold theirs)."""
+        with self._cond:
+            if not self._started or self._stopping:
+                return 0
+            return self.concurrency - len(self._active)
+
+    def submit(self, request: ExecutionRequest) -> None:
+        """Start ``request`` in a new thread; RuntimeError when no slot is free."""
+        with self._cond:
+            self._check_can_accept(request)
+            active = ActiveRun(request, self._clock.now(), deadline_for(request, self._clock))
+            self._active[request.run_id] = active
+            self._cond.notify_all()
+        thread = threading.Thread(
+            target=self._run,
+            args=(active,),
+            name=f"duetime-thread-{next(self._ids)}",
+            daemon=True,
+        )
+        active.handle = thread
+        thread.start()
+
+    def _check_can_accept(self, request: ExecutionRequest) -> None:
+        if not self._started or self._stopping:
+            raise RuntimeError("executor is not accepting work (not started or shutting down)")
+        if request.run_id in self._active:
+            raise RuntimeError(f"run {request.run_id} is already executing here")
+        if len(self._active) >= self.concurrency:
+            raise RuntimeError(f"no free slot (concurrency {self.concurrency})")
+
+    def _run(self, active: ActiveRun) -> None:
+        try:
+            result = execute_request(active.request, self._registry, cancelled=active.cancel_event)
+            self._reporter.report(active, result)
+        finally:
+            with self._cond:
+                self._active.pop(active.request.run_id, None)
+                self._cond.notify_all()
+
+    def cancel(self, run_id: str) -> bool:
+        """Ask the run to stop and report it ``cancelled`` now (its slot frees on return)."""
+        with self._cond:
+            active = self._active.get(run_id)
+        if active is None or not self._reporter.claim(active):
+            return False
+        active.cancel_event.set()
+        self._reporter.send(active, cancelled_result(_CO_OP))
+        return True
+
+    def running(self) -> list[str]:
+        """Run ids executing and not yet reported."""
+        with self._cond:
+            return [rid for rid, a in self._active.items() if not a.reported]
+
+    # ------------------------------------------------------------------ deadlines
+    def _watch(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping and not self._active:
+                    return
+                expired = self._expired()
+                if not expired:
+                    self._cond.wait(self._wait_seconds())
+                    continue
+            for active in expired:
+                self._time_out(active)
+
+    def _expired(self) -> list[ActiveRun]:
+        now = self._clock.monotonic()
+        return [
+            a
+            for a in self._active.values()
+            if not a.reported and a.deadline is not None and a.deadline <= now
+        ]
+
+    def _wait_seconds(self) -> float:
+        deadlines = [a.deadline for a in self._active.values() if a.deadline and not a.reported]
+        if not deadlines:
+            return SUPERVISOR_TICK_SECONDS
+        remaining = min(deadlines) - self._clock.monotonic()
+        return max(0.0, min(remaining, SUPERVISOR_TICK_SECONDS))
+
+    def _time_out(self, active: ActiveRun) -> None:
+        if self._reporter.claim(active):
+            active.cancel_event.set()
+            result = timed_out_result(active.request.timeout_seconds, _CO_OP)
+            self._reporter.send(active, result)
+
+    # ------------------------------------------------------------------ shutdown
+    def shutdown(self, grace_seconds: float) -> None:
+        """Stop accepting, wait up to ``grace_seconds``, then report the rest ``Interrupted``."""
+        with self._cond:
+            if not self._started:
+                return
+            self._stopping = True
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: not self._active, timeout=max(0.0, grace_seconds))
+            leftovers = list(self._active.values())
+        for active in leftovers:
+            if self._reporter.claim(active):
+                active.cancel_event.set()
+                self._reporter.send(active, interrupted_result())
+        with self._cond:
+            self._active.clear()  # abandoned threads are daemons; their results are ignored
+            self._cond.notify_all()
+        if self._watcher is not None:
+            self._watcher.join(timeout=SUPERVISOR_TICK_SECONDS * 5)

@@ -1,0 +1,1 @@
+"""Importable job modules for executor tests (worker processes import them by name)."""
