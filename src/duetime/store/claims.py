@@ -86,10 +86,9 @@ def _job_defaults(conn: sa.Connection, jobs: Iterable[str]) -> dict[str, Mapping
     names = sorted(set(jobs))
     if not names:
         return {}
-    rows = conn.execute(
-        sa.select(t.job_types.c.name, t.job_types.c.defaults).where(t.job_types.c.name.in_(names))
-    )
-    return {row.name: dict(row.defaults or {}) for row in rows}
+    jt = t.job_types.c
+    rows = conn.execute(sa.select(jt.name, jt.timeout, jt.max_attempts).where(jt.name.in_(names)))
+    return {row.name: {"timeout": row.timeout, "max_attempts": row.max_attempts} for row in rows}
 
 
 def _active_counts(conn: sa.Connection, schedule_ids: Sequence[str]) -> dict[str, int]:
@@ -738,8 +737,17 @@ def cancel_requested(store: SQLAlchemyStore, run_ids: Sequence[str]) -> list[str
 # --------------------------------------------------------------------------- waiting
 
 
-def next_due_at(store: SQLAlchemyStore) -> datetime | None:
-    """Return the earliest instant anything is due: a fire, a pending run or a lease expiry."""
+@dataclass(frozen=True, slots=True)
+class DueTimes:
+    """The earliest next fire, pending run and lease expiry (None when there is none)."""
+
+    next_fire_at: datetime | None
+    next_available_at: datetime | None
+    next_lease_expiry_at: datetime | None
+
+
+def next_due(store: SQLAlchemyStore) -> DueTimes:
+    """Return when the engine next has work: a fire, a pending run or a lease expiry."""
     s, r = t.schedules.c, t.runs.c
     queries = [
         sa.select(sa.func.min(s.next_run_at)).where(s.state == "active", s.deleted_at.is_(None)),
@@ -748,26 +756,14 @@ def next_due_at(store: SQLAlchemyStore) -> datetime | None:
     ]
     with store.read() as conn:
         found = [conn.execute(q).scalar() for q in queries]
-    instants = [f for f in found if f is not None]
-    return min(instants) if instants else None
+    return DueTimes(*found)
 
 
-# --------------------------------------------------------------------------- instances
-
-
-def register_instance(store: SQLAlchemyStore, values: Mapping[str, Any]) -> None:
-    """Insert (or refresh) this engine's row in ``duetime_instances``."""
-    with store.write() as conn:
-        conn.execute(sa.delete(t.instances).where(t.instances.c.id == values["id"]))
-        conn.execute(sa.insert(t.instances).values(dict(values)))
-
-
-def heartbeat_instance(
-    store: SQLAlchemyStore, instance_id: str, *, now: datetime, stopped: bool = False
-) -> None:
-    """Record that this engine is alive (or, with ``stopped``, that it stopped)."""
-    values: dict[str, Any] = {"heartbeat_at": now}
-    if stopped:
-        values["stopped_at"] = now
-    with store.write() as conn:
-        conn.execute(sa.update(t.instances).where(t.instances.c.id == instance_id).values(values))
+def get_runs(store: SQLAlchemyStore, run_ids: Sequence[str]) -> list[Run]:
+    """Return the runs with these ids, in the order given (missing ids are left out)."""
+    if not run_ids:
+        return []
+    with store.read() as conn:
+        rows = conn.execute(sa.select(t.runs).where(t.runs.c.id.in_(list(run_ids))))
+        found = {row.id: row_to_run(row) for row in rows}
+    return [found[i] for i in run_ids if i in found]

@@ -1,0 +1,414 @@
+"""The engine: one asyncio loop per database, a cycle of named steps (DESIGN §3.1).
+
+    fire → start → finish → recover → sleep
+
+Each step is one short method that calls :mod:`duetime.store.claims`; the loop sleeps until
+the next instant it has work or until a change wakes it (in-process event, PostgreSQL
+NOTIFY, SQLite ``data_version``). Heartbeats renew leases on their own timer. Executor
+threads hand outcomes over through a thread-safe inbox; they are written in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from duetime.clock import Clock
+from duetime.config import Settings
+from duetime.engine.inbox import OutcomeInbox
+from duetime.engine.leases import LeaseBook, renew, sample_clock_offset
+from duetime.engine.waiting import PostgresListener, SQLiteChangeWatcher, Waker
+from duetime.executors.base import ExecutionRequest, Executor, Outcome
+from duetime.models import Run, RunError, RunState
+from duetime.store import claims
+
+if TYPE_CHECKING:
+    from duetime.store.sqlalchemy import SQLAlchemyStore
+
+log = logging.getLogger(__name__)
+
+#: Transient database errors back off exponentially up to this many seconds.
+MAX_ERROR_BACKOFF_SECONDS = 30.0
+FIRST_ERROR_BACKOFF_SECONDS = 0.2
+
+#: Outcomes written per finish transaction.
+FINISH_BATCH = 500
+
+#: How often a stopping engine collects outcomes while the executor drains (seconds).
+SHUTDOWN_POLL_SECONDS = 0.1
+
+#: How long ``start_background`` waits for the loop to come up.
+START_TIMEOUT_SECONDS = 30.0
+
+#: Error type of a run whose job type is not registered in the executing process.
+UNKNOWN_JOB = "UnknownJobError"
+
+#: Errors the loop survives: logged, backed off, retried.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sa.exc.OperationalError, sa.exc.DBAPIError)
+
+
+def default_instance_id() -> str:
+    """Return ``host:pid:random`` — unique per engine."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Engine:
+    """Fires schedules and executes runs of one database (see module docstring)."""
+
+    def __init__(
+        self,
+        store: SQLAlchemyStore,
+        *,
+        registry: Any,
+        executor: Executor,
+        clock: Clock,
+        settings: Settings,
+        instance_id: str | None = None,
+        database_url_for_jobs: str | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.executor = executor
+        self.clock = clock
+        self.settings = settings
+        self.instance_id = instance_id or default_instance_id()
+        self._jobs_url = database_url_for_jobs or store.url
+        self._waker = Waker()
+        self._inbox = OutcomeInbox(self._waker.wake)
+        self._leases = LeaseBook()
+        self._prepared = False
+        self._stopping = False
+        self._running = False
+        self._more_work = False
+        self._last_heartbeat: float | None = None
+        self._thread: threading.Thread | None = None
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self._thread_stop: asyncio.Event | None = None
+        store.add_change_listener(self.wake)
+
+    # ------------------------------------------------------------ public
+    @property
+    def running(self) -> bool:
+        """True while :meth:`run` is looping."""
+        return self._running
+
+    def wake(self) -> None:
+        """Make the loop re-evaluate at once (thread-safe)."""
+        self._waker.wake()
+
+    async def tick(self) -> None:
+        """Run one cycle without sleeping: fire, start, finish, recover."""
+        self._prepare()
+        self._waker.clear()
+        self._fire()
+        self._start()
+        self._finish()
+        self._recover()
+        self._cancel_requested()
+        self._heartbeat_if_due()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Cycle until ``stop`` is set, then shut down gracefully."""
+        stop = stop or asyncio.Event()
+        self._waker.bind()
+        watcher, listener = self._change_sources()
+        stopper = asyncio.create_task(self._wake_on(stop))
+        self._running = True
+        log.info("engine started", extra={"event": "engine.started", "instance": self.instance_id})
+        try:
+            while not stop.is_set():
+                await self._guarded(self.tick)
+                await self._sleep(stop, watcher)
+            await self._shutdown()
+        finally:
+            stopper.cancel()
+            self._close_sources(watcher, listener)
+            self._running = False
+            await self._guarded(self._mark_stopped, retry=False)
+
+    async def run_pending(self) -> list[Run]:
+        """Fire what is due, start the due runs here and wait until they finish (§3.1)."""
+        self._prepare()
+        self._waker.bind()
+        started: list[str] = []
+        while True:
+            self._waker.clear()
+            self._fire()
+            started.extend(run.id for run in self._start())
+            self._finish()
+            if not self._leases and not self._inbox and not self._more_work:
+                break
+            if not self._more_work:
+                await self._waker.wait(self.settings.heartbeat_seconds)
+            self._heartbeat_if_due()
+        return claims.get_runs(self.store, started)
+
+    def start_background(self) -> None:
+        """Run the loop in its own thread; return once it runs."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._run_in_thread(ready)),
+            name=f"duetime-engine-{self.instance_id}",
+            daemon=True,
+        )
+        self._thread.start()
+        if not ready.wait(START_TIMEOUT_SECONDS):
+            raise RuntimeError("the engine thread did not start within 30 s")
+
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop the background loop (graceful); with ``wait`` return once it has stopped."""
+        loop, event = self._thread_loop, self._thread_stop
+        if loop is not None and event is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+        self.wake()
+        if wait and self._thread is not None:
+            self._thread.join()
+
+    # ------------------------------------------------------------ steps
+    def _fire(self) -> list[Run]:
+        """Step 1: fire due schedules (§3.2, §3.3) — one transaction per batch."""
+        if self._stopping:
+            return []
+        created = claims.fire_due(
+            self.store,
+            now=self.clock.now(),
+            lookahead_seconds=self.settings.lookahead_seconds,
+            registry=self.registry,
+        )
+        if created:
+            log.debug("fired", extra={"event": "engine.fired", "count": len(created)})
+        return created
+
+    def _start(self) -> list[Run]:
+        """Step 2: claim pending runs up to our free slots and hand them to the executor."""
+        self._more_work = False
+        slots = 0 if self._stopping else self.executor.free_slots
+        runs = claims.claim_runs(
+            self.store,
+            now=self.clock.now(),
+            worker=self.instance_id,
+            slots=slots,
+            lease_seconds=self.settings.lease_seconds,
+        )
+        for run in runs:
+            self._submit(run)
+        self._more_work = bool(runs) and len(runs) == slots and self.executor.free_slots > 0
+        return runs
+
+    def _finish(self) -> None:
+        """Step 3: write collected outcomes (fenced by lease token) in batches."""
+        while batch := self._inbox.drain(FINISH_BATCH):
+            try:
+                claims.finish_runs(self.store, batch, now=self.clock.now(), registry=self.registry)
+            except TRANSIENT_ERRORS:
+                self._inbox.requeue(batch)
+                raise
+            for outcome in batch:
+                self._leases.release(outcome.run_id)
+
+    def _recover(self) -> None:
+        """Step 4: fail runs whose lease expired and create their recoveries."""
+        recovered = claims.recover_expired(self.store, now=self.clock.now())
+        for run in recovered:
+            self._leases.release(run.id)
+
+    async def _sleep(self, stop: asyncio.Event, watcher: SQLiteChangeWatcher | None) -> None:
+        """Step 5: sleep until the next due instant, a change, or ``stop``."""
+        remaining = 0.0 if self._more_work or self._inbox else self._seconds_until_due()
+        while remaining > 0 and not stop.is_set():
+            step = min(remaining, self._change_check_seconds(watcher))
+            if await self._waker.wait(step) or (watcher is not None and watcher.changed()):
+                return
+            remaining -= step
+
+    # ------------------------------------------------------------ helpers
+    def _submit(self, run: Run) -> None:
+        """Hand one claimed run to the executor; failures become outcomes, never crashes."""
+        assert run.lease_token is not None
+        self._leases.hold(run.id, run.lease_token)
+        if self.registry.find(run.job) is None:
+            self._inbox.put(self._failure(run, UNKNOWN_JOB, self._unknown_job_message(run.job)))
+            return
+        try:
+            self.executor.submit(self._request(run))
+        except Exception as exc:
+            log.exception("submit failed", extra={"event": "run.submit_failed", "run_id": run.id})
+            self._inbox.put(self._failure(run, type(exc).__name__, f"could not start: {exc}"))
+
+    def _request(self, run: Run) -> ExecutionRequest:
+        assert run.lease_token is not None
+        return ExecutionRequest(
+            run_id=run.id,
+            job=run.job,
+            parameters=run.parameters,
+            attempt=run.attempt,
+            lease_token=run.lease_token,
+            timeout_seconds=run.timeout,
+            scheduled_for=run.scheduled_for,
+            schedule_id=run.schedule_id,
+            tenant=run.tenant,
+            max_attempts=run.max_attempts,
+            database_url=self._jobs_url,
+        )
+
+    def _unknown_job_message(self, job: str) -> str:
+        modules = ", ".join(self.settings.jobs) or "none"
+        return (
+            f"job type {job!r} is not registered in engine {self.instance_id} "
+            f"(imported job modules: {modules}); add its module to DUETIME_JOBS / --jobs"
+        )
+
+    def _failure(self, run: Run, error_type: str, message: str) -> Outcome:
+        now = self.clock.now()
+        assert run.lease_token is not None
+        return Outcome(
+            run_id=run.id,
+            lease_token=run.lease_token,
+            state=RunState.FAILED,
+            started_at=now,
+            finished_at=now,
+            error=RunError(type=error_type, message=message),
+        )
+
+    def _cancel_requested(self) -> None:
+        """Stop runs executing here whose cancellation was requested (API or ``replace``)."""
+        running = self.executor.running()
+        for run_id in claims.cancel_requested(self.store, running):
+            if self.executor.cancel(run_id):
+                log.info("run cancelled", extra={"event": "run.cancelling", "run_id": run_id})
+
+    def _heartbeat_if_due(self) -> None:
+        """Renew leases, correct the clock and mark this instance alive every heartbeat."""
+        now = self.clock.monotonic()
+        last = self._last_heartbeat
+        if last is not None and now - last < self.settings.heartbeat_seconds:
+            return
+        self._last_heartbeat = now
+        sample_clock_offset(self.store, self.clock)
+        renew(self.store, self._leases, self.clock, self.settings.lease_seconds)
+        self.store.heartbeat_instance(self.instance_id, self.clock.now())
+
+    def _seconds_until_due(self) -> float:
+        """Return how long nothing is due (capped at one heartbeat interval)."""
+        now = self.clock.now()
+        due = claims.next_due(self.store)
+        lookahead = timedelta(seconds=self.settings.lookahead_seconds)
+        instants = [
+            due.next_fire_at - lookahead if due.next_fire_at else None,
+            due.next_available_at,
+            due.next_lease_expiry_at,
+        ]
+        future = [i for i in instants if i is not None and i > now]
+        cap = self.settings.heartbeat_seconds
+        return min([cap, *((i - now).total_seconds() for i in future)])
+
+    def _change_check_seconds(self, watcher: SQLiteChangeWatcher | None) -> float:
+        from duetime.engine.waiting import SQLITE_CHANGE_CHECK_SECONDS
+
+        return SQLITE_CHANGE_CHECK_SECONDS if watcher is not None else float("inf")
+
+    # ------------------------------------------------------------ lifecycle
+    def _prepare(self) -> None:
+        """Once: start the executor, publish job types, register this instance."""
+        if self._prepared:
+            return
+        self.executor.start(self._inbox.put)
+        self.store.publish_job_types(self.registry.all(), published_by=self.instance_id)
+        self.store.register_instance(self._instance_row(self.clock.now()))
+        self._prepared = True
+
+    def _instance_row(self, now: datetime) -> dict[str, Any]:
+        from duetime import __version__
+
+        return {
+            "id": self.instance_id,
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "executor": getattr(self.executor, "name", "unknown"),
+            "concurrency": self.settings.concurrency,
+            "version": __version__,
+            "started_at": now,
+            "heartbeat_at": now,
+            "stopped_at": None,
+        }
+
+    def _change_sources(self) -> tuple[SQLiteChangeWatcher | None, PostgresListener | None]:
+        if self.store.dialect == "sqlite":
+            return SQLiteChangeWatcher(self.store), None
+        listener = PostgresListener(self.store, self._waker)
+        listener.start()
+        return None, listener
+
+    @staticmethod
+    def _close_sources(
+        watcher: SQLiteChangeWatcher | None, listener: PostgresListener | None
+    ) -> None:
+        if watcher is not None:
+            watcher.close()
+        if listener is not None:
+            listener.stop()
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.wake()
+
+    async def _shutdown(self) -> None:
+        """Stop firing and starting; let running jobs finish within the grace, then stop them."""
+        self._stopping = True
+        grace = self.settings.shutdown_grace_seconds
+        log.info("engine stopping", extra={"event": "engine.stopping", "grace_seconds": grace})
+        draining = asyncio.ensure_future(asyncio.to_thread(self.executor.shutdown, grace))
+        while not draining.done():
+            await self._guarded(self._collect)
+            await asyncio.wait({draining}, timeout=SHUTDOWN_POLL_SECONDS)
+        await self._guarded(self._collect)
+
+    async def _collect(self) -> None:
+        self._finish()
+        self._heartbeat_if_due()
+
+    async def _mark_stopped(self) -> None:
+        self.store.stop_instance(self.instance_id, self.clock.now())
+        log.info("engine stopped", extra={"event": "engine.stopped", "instance": self.instance_id})
+
+    async def _guarded(self, step: Callable[[], Awaitable[None]], *, retry: bool = True) -> None:
+        """Run ``step``; log and back off on database errors; nothing crashes the loop."""
+        for attempt in range(1_000_000 if retry else 1):
+            try:
+                await step()
+                return
+            except TRANSIENT_ERRORS as exc:
+                delay = min(MAX_ERROR_BACKOFF_SECONDS, FIRST_ERROR_BACKOFF_SECONDS * 2**attempt)
+                log.warning(
+                    "database error; retrying in %.1f s: %s",
+                    delay,
+                    exc,
+                    extra={"event": "engine.db_error", "attempt": attempt + 1},
+                )
+                if not retry:
+                    return
+                await self.clock.sleep(delay)
+                if self._stopping or not self._running:
+                    return
+            except Exception:
+                log.exception("engine cycle failed", extra={"event": "engine.cycle_failed"})
+                return
+
+    async def _run_in_thread(self, ready: threading.Event) -> None:
+        self._thread_loop = asyncio.get_running_loop()
+        self._thread_stop = asyncio.Event()
+        ready.set()
+        await self.run(self._thread_stop)
