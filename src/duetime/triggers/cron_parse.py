@@ -90,6 +90,12 @@ class _FieldSpec:
     high: int
     names: tuple[str, ...] = ()
     name_base: int = 0
+    #: Where ``*`` and ``N/S`` stop (day-of-week: 6, Saturday, though 7 is accepted).
+    top: int | None = None
+
+    @property
+    def last(self) -> int:
+        return self.high if self.top is None else self.top
 
 
 @dataclass(eq=False)
@@ -312,7 +318,7 @@ class _Parser:
         if base in ("*", "?"):
             if base == "?" and spec.name not in (DOM, DOW):
                 raise self.fail(f"{spec.name} field cannot be '?' (only day fields can)")
-            return range(spec.low, spec.high + 1, step)
+            return range(spec.low, spec.last + 1, step)
         start_t, dash, end_t = base.partition("-")
         start = self.value(start_t, spec, item)
         if dash:
@@ -322,7 +328,7 @@ class _Parser:
                     f"{spec.name} range {item!r} is reversed ({start_t} comes after {end_t})"
                 )
         else:
-            end = spec.high if slash else start
+            end = max(spec.last, start) if slash else start
         return range(start, end + 1, step)
 
     def value(self, text: str, spec: _FieldSpec, item: str, *, range_end: bool = False) -> int:
@@ -371,7 +377,7 @@ class _Parser:
     def _dow(self, text: str) -> _DowParts:
         parts = _DowParts()
         iso = self.weekdays == "iso"
-        spec = _FieldSpec(DOW, 0, 6 if iso else 7, _iso_names() if iso else DAY_NAMES)
+        spec = _FieldSpec(DOW, 0, 6 if iso else 7, _iso_names() if iso else DAY_NAMES, top=6)
 
         def special(item: str) -> bool:
             nth = _DOW_NTH.fullmatch(item)
