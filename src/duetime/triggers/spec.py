@@ -423,7 +423,7 @@ def _interval_shortcut(spec: Mapping[str, Any], ctx: _Context) -> Trigger:
 # -- APScheduler ---------------------------------------------------------------------------
 
 #: APScheduler's CronTrigger fields, most significant first, and their defaults for the
-#: fields below the least significant one given (above it they default to ``*``).
+#: fields below the least significant one given (above it, or when none is given: ``*``).
 _APS_CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
 _APS_CRON_DEFAULTS = dict(
     zip(_APS_CRON_FIELDS, ("*", "1", "1", "*", "*", "0", "0", "0"), strict=True)
@@ -456,7 +456,7 @@ def _apscheduler(spec: Mapping[str, Any], ctx: _Context) -> Trigger:
             field="trigger",
         )
     if "trigger_kwargs" in spec:
-        _check_keys(spec, {"trigger", "trigger_kwargs"}, "APScheduler")
+        _check_keys(spec, {"trigger", "trigger_kwargs", "jitter"}, "APScheduler")
         kwargs, prefix = spec["trigger_kwargs"], "trigger_kwargs"
         if kwargs is None:
             kwargs = {}
@@ -464,6 +464,12 @@ def _apscheduler(spec: Mapping[str, Any], ctx: _Context) -> Trigger:
             raise InvalidTriggerError(
                 f"must be an object, got {type(kwargs).__name__}", field=prefix
             )
+        if "jitter" in spec:  # jitter may sit next to the kwargs, as on every shape
+            if "jitter" in kwargs:
+                raise InvalidTriggerError(
+                    "give jitter once, not also in trigger_kwargs", field="jitter"
+                )
+            kwargs = {**kwargs, "jitter": spec["jitter"]}
     else:
         kwargs, prefix = {k: v for k, v in spec.items() if k != "trigger"}, ""
     kwargs = {key: value for key, value in kwargs.items() if value is not None}
@@ -493,10 +499,13 @@ def _aps_cron(kwargs: Mapping[str, Any], kind: str, ctx: _Context) -> Trigger:
     _aps_check(kwargs, {*_APS_CRON_FIELDS, "jitter"}, kind)
     given = {name: _aps_field(kwargs[name], name) for name in _APS_CRON_FIELDS if name in kwargs}
     fields: dict[str, str] = {}
-    remaining = set(given)
-    for name in _APS_CRON_FIELDS:
-        remaining.discard(name)
-        fields[name] = given.get(name, "*" if remaining else _APS_CRON_DEFAULTS[name])
+    remaining, below_last_given = set(given), False
+    for name in _APS_CRON_FIELDS:  # APScheduler 3.11's rule, field by field
+        if name in given:
+            remaining.discard(name)
+            fields[name], below_last_given = given[name], not remaining
+        else:
+            fields[name] = _APS_CRON_DEFAULTS[name] if below_last_given else "*"
     fields["day"], fields["day_of_week"] = _aps_days(fields["day"], fields["day_of_week"])
     try:
         return _cron(
