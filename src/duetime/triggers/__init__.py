@@ -9,6 +9,7 @@ from __future__ import annotations
 from duetime.triggers.base import Trigger
 from duetime.triggers.calendar import CalendarIntervalTrigger
 from duetime.triggers.combine import AndTrigger, OrTrigger
+from duetime.triggers.cron import CronTrigger
 from duetime.triggers.date import DateTrigger, date_in_past_ok
 from duetime.triggers.interval import IntervalTrigger
 from duetime.triggers.jitter import jitter_offset
@@ -17,6 +18,7 @@ from duetime.triggers.spec import build_trigger, normalize_spec
 __all__ = [
     "AndTrigger",
     "CalendarIntervalTrigger",
+    "CronTrigger",
     "DateTrigger",
     "IntervalTrigger",
     "OrTrigger",

@@ -51,11 +51,10 @@ class FireWindow:
 
     start_at: datetime | None = None
     end_at: datetime | None = None
+    zone: tzinfo = UTC
 
     @classmethod
-    def of(
-        cls, start_at: datetime | None, end_at: datetime | None, zone: tzinfo
-    ) -> FireWindow:
+    def of(cls, start_at: datetime | None, end_at: datetime | None, zone: tzinfo) -> FireWindow:
         """Build a window; naive bounds are read in ``zone``."""
         start = ensure_aware(start_at, zone) if start_at is not None else None
         end = ensure_aware(end_at, zone) if end_at is not None else None
@@ -64,13 +63,14 @@ class FireWindow:
                 f"end_date {end.isoformat()} is before start_date {start.isoformat()}",
                 field="end_date",
             )
-        return cls(start, end)
+        return cls(start, end, zone)
 
     def floor(self, after: datetime) -> datetime:
-        """Return the instant to search strictly after (``after``, or just before start)."""
-        if after.tzinfo is None:
-            raise ValueError(f"'after' must be tz-aware, got naive {after.isoformat()}")
-        after = after.astimezone(UTC)
+        """Return the instant to search strictly after (``after``, or just before start).
+
+        A naive ``after`` is read in the trigger's zone, as :class:`CronTrigger` does.
+        """
+        after = ensure_aware(after, self.zone)
         if self.start_at is not None and after < self.start_at:
             return self.start_at - _RESOLUTION
         return after

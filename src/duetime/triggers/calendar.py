@@ -132,7 +132,11 @@ class CalendarIntervalTrigger:
             day = None if k is None else self.date_at(k)
             if k is None or day is None:
                 return None
-            for fire in self.instants_on(day):
+            try:
+                instants = self.instants_on(day)
+            except OverflowError:  # the wall time lies past the end of the calendar
+                return None
+            for fire in instants:
                 if fire > floor:
                     return self.window.admit(fire)
             k += 1

@@ -181,7 +181,10 @@ def _datetime(value: object, field: str, zone: tzinfo) -> datetime:
         raise InvalidTriggerError(
             f"must be an ISO 8601 datetime string, got {type(value).__name__}", field=field
         )
-    return ensure_aware(value, zone)
+    try:
+        return ensure_aware(value, zone)
+    except OverflowError:
+        raise InvalidTriggerError(f"{value.isoformat()} is out of range", field=field) from None
 
 
 def _date(value: object, field: str, zone: tzinfo) -> date:

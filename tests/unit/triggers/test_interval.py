@@ -116,10 +116,9 @@ def test_end_before_start_is_refused() -> None:
     assert info.value.field == "end_date"
 
 
-def test_naive_after_is_refused() -> None:
-    trigger = IntervalTrigger(hours=1, anchor=ANCHOR)
-    with pytest.raises(ValueError, match="tz-aware"):
-        trigger.next_fire_time(datetime(2026, 1, 1))
+def test_naive_after_is_read_in_the_zone() -> None:
+    trigger = IntervalTrigger(hours=1, anchor=ANCHOR, timezone="Asia/Kolkata")  # UTC+05:30
+    assert trigger.next_fire_time(datetime(2026, 1, 1, 6, 0)) == ANCHOR + timedelta(hours=1)
 
 
 def test_to_spec_and_describe() -> None:
