@@ -26,6 +26,7 @@ from duetime.models import RunError, RunState
 RESULT_ERROR = "ResultError"
 UNKNOWN_JOB_ERROR = "UnknownJobError"
 INVALID_PARAMETERS_ERROR = "InvalidParametersError"
+_LISTED_JOBS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,10 @@ def prepare_call(
 
 
 def _unknown_job(name: str, registry: JobRegistry, hint: str | None) -> ExecutionResult:
-    known = ", ".join(t.name for t in registry.all()) or "none"
+    names = [t.name for t in registry.all()]
+    known = ", ".join(names[:_LISTED_JOBS]) or "none"
+    if len(names) > _LISTED_JOBS:
+        known += f", … ({len(names) - _LISTED_JOBS} more)"
     message = (
         f"job type {name!r} is not registered in this worker; set DUETIME_JOBS to the module "
         f"that defines it (registered here: {known})"
