@@ -33,7 +33,7 @@ class Trigger(Protocol):
 
 
 #: Instants have microsecond resolution: "at or after start_at" = "after start_at - 1 µs".
-_RESOLUTION = timedelta(microseconds=1)
+RESOLUTION = timedelta(microseconds=1)
 
 
 def as_zone(timezone: str | tzinfo) -> tzinfo:
@@ -72,7 +72,7 @@ class FireWindow:
         """
         after = ensure_aware(after, self.zone)
         if self.start_at is not None and after < self.start_at:
-            return self.start_at - _RESOLUTION
+            return self.start_at - RESOLUTION
         return after
 
     def admit(self, fire: datetime | None) -> datetime | None:

@@ -12,7 +12,15 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from duetime.errors import InvalidTriggerError
-from duetime.triggers.base import MAX_SEARCH_YEARS, SPEC_VERSION, FireWindow, Trigger, as_zone
+from duetime.triggers.base import (
+    MAX_SEARCH_YEARS,
+    RESOLUTION,
+    SPEC_VERSION,
+    FireWindow,
+    Trigger,
+    as_zone,
+)
+from duetime.triggers.interval import json_number
 from duetime.triggers.jitter import check_jitter
 
 #: An AndTrigger gives up (returns None) after this many rounds of advancing its children.
@@ -24,7 +32,6 @@ MAX_CHILDREN = 50
 #: The default AndTrigger threshold, in seconds.
 DEFAULT_THRESHOLD_SECONDS = 1.0
 
-_RESOLUTION = timedelta(microseconds=1)
 _SEARCH_SPAN = timedelta(days=366 * MAX_SEARCH_YEARS)
 
 
@@ -95,19 +102,16 @@ class AndTrigger:
                 return self.window.admit(latest)
             if self.window.end_at is not None and latest - self._threshold > self.window.end_at:
                 return None
-            cursor = latest - self._threshold - _RESOLUTION  # every child must reach here
+            cursor = latest - self._threshold - RESOLUTION  # every child must reach here
         return None
 
     def to_spec(self) -> dict[str, Any]:
         """Return ``{"version":1,"type":"and","triggers":[...],"threshold":s}``."""
-        threshold: int | float = self.threshold
-        if self.threshold.is_integer():
-            threshold = int(self.threshold)
         spec: dict[str, Any] = {
             "version": SPEC_VERSION,
             "type": "and",
             "triggers": [child.to_spec() for child in self.triggers],
-            "threshold": threshold,
+            "threshold": json_number(self.threshold),
         }
         if self.jitter:
             spec["jitter"] = self.jitter

@@ -17,7 +17,7 @@ INTERVAL_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
 MAX_INTERVAL = timedelta(days=366 * MAX_SEARCH_YEARS)
 
 
-def _json_number(value: float) -> int | float:
+def json_number(value: float) -> int | float:
     """Return integral numbers as int, so ``1.0`` and ``1`` normalise alike."""
     return int(value) if float(value).is_integer() else value
 
@@ -65,7 +65,7 @@ class IntervalTrigger:
     def to_spec(self) -> dict[str, Any]:
         """Return ``{"version":1,"type":"interval", <units>, "anchor": ISO UTC}``."""
         spec: dict[str, Any] = {"version": SPEC_VERSION, "type": "interval"}
-        spec.update({unit: _json_number(self.units[unit]) for unit in INTERVAL_UNITS})
+        spec.update({unit: json_number(self.units[unit]) for unit in INTERVAL_UNITS})
         spec["anchor"] = self.anchor.isoformat()
         if self.jitter:
             spec["jitter"] = self.jitter
@@ -74,7 +74,7 @@ class IntervalTrigger:
     def describe(self) -> str:
         """Return e.g. ``every 1 day 12 hours from 2026-01-01T00:00:00+00:00``."""
         parts = [
-            f"{_json_number(value)} {unit[:-1] if value == 1 else unit}"
+            f"{json_number(value)} {unit[:-1] if value == 1 else unit}"
             for unit, value in self.units.items()
             if value
         ]
