@@ -8,6 +8,7 @@ off the database, and revoking through this service drops the key from the cache
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import threading
 import uuid
@@ -15,6 +16,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -35,6 +37,7 @@ DEFAULT_CACHE_SECONDS = 5.0
 #: ``last_used_at`` is written at most this often per key (keeps reads off the write lock).
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 _CACHE_MAX_ENTRIES = 10_000
+_MAX_KEY_CHARS = 200
 
 
 class Role(StrEnum):
@@ -190,9 +193,15 @@ class ApiKeyService:
         self._forget(key.id)
         return key
 
+    def cached(self, secret: str) -> ApiKey | None:
+        """Return the key for ``secret`` if it is in the in-process cache (no I/O)."""
+        if not secret.startswith(KEY_PREFIX) or len(secret) > _MAX_KEY_CHARS:
+            return None
+        return self._cached(hash_key(secret))
+
     def authenticate(self, secret: str) -> ApiKey | None:
         """Return the live key for a presented secret, or None."""
-        if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+        if not secret.startswith(KEY_PREFIX) or len(secret) > _MAX_KEY_CHARS:
             return None
         digest = hash_key(secret)
         cached = self._cached(digest)
@@ -235,3 +244,33 @@ class ApiKeyService:
 
 def _in_tenant(row: Any, tenant: str | None) -> bool:
     return tenant is None or tenant == ALL_TENANTS or row._mapping["tenant"] == tenant
+
+
+#: Where ``duetime init`` writes the first admin key (relative to the working directory).
+ADMIN_KEY_PATH = Path(".duetime") / "admin.key"
+_KEY_FILE_MODE = 0o600
+
+
+def write_key_file(path: Path, secret: str) -> None:
+    """Write ``secret`` to ``path`` readable by the owner only (mode 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _KEY_FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(secret + "\n")
+    os.chmod(path, _KEY_FILE_MODE)
+
+
+def ensure_admin_key(service: ApiKeyService, path: Path = ADMIN_KEY_PATH) -> CreatedKey | None:
+    """Create the first admin key (tenant ``*``) unless ``path`` already holds a live one.
+
+    Returns the created key (its secret is printed once by the caller) or None when the
+    existing file's key still authenticates.
+    """
+    if path.exists():
+        existing = path.read_text(encoding="utf-8").strip()
+        key = service.authenticate(existing)
+        if key is not None and key.role is Role.ADMIN:
+            return None
+    created = service.create(ALL_TENANTS, Role.ADMIN, name="first admin (duetime init)")
+    write_key_file(path, created.secret)
+    return created

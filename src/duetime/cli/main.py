@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from duetime.cli import api as api_cli
 from duetime.cli import cron, db, scheduler
 
 app = typer.Typer(
@@ -15,6 +16,7 @@ app = typer.Typer(
 app.add_typer(cron.app, name="cron")
 app.add_typer(scheduler.app, name="scheduler")
 db.register(app)
+api_cli.register(app)
 
 
 def main() -> None:

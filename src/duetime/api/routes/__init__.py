@@ -1,0 +1,3 @@
+"""Route modules, one per resource."""
+
+from __future__ import annotations

@@ -1,0 +1,64 @@
+"""``/runs``: history across schedules, one run, rerun and cancel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from duetime.api.deps import Operator, SchedulerDep, Viewer
+from duetime.api.responses import COMMON_ERRORS, NOT_FOUND, model_response
+from duetime.api.schemas import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, RunOut, RunPage
+from duetime.api.views import RunFilters, run_page, tenant_view, view_for_filter
+from duetime.models import RunState
+
+router = APIRouter(prefix="/runs", tags=["runs"], responses=COMMON_ERRORS)
+
+
+@router.get("", response_model=RunPage, summary="List runs")
+def list_runs(
+    principal: Viewer,
+    scheduler: SchedulerDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = DEFAULT_LIST_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    tenant: Annotated[str | None, Query(max_length=200)] = None,
+    schedule: Annotated[str | None, Query(max_length=200, description="id or name")] = None,
+    state: Annotated[list[RunState] | None, Query()] = None,
+    since: Annotated[datetime | None, Query(description="created at or after")] = None,
+) -> Response:
+    """Runs of the caller's tenant, newest first, keyset-paginated."""
+    view = view_for_filter(scheduler, principal, tenant)
+    if view is None:
+        return model_response(RunPage(items=[], next_cursor=None))
+    filters = RunFilters(schedule=schedule, states=state, since=since)
+    return run_page(view, filters, limit, cursor)
+
+
+@router.get("/{id}", response_model=RunOut, responses=NOT_FOUND, summary="Get a run")
+def get_run(id: str, principal: Viewer, scheduler: SchedulerDep) -> Response:
+    """One run with its result or error and traceback."""
+    run = tenant_view(scheduler, principal).get_run(id)
+    return model_response(RunOut.of(run))
+
+
+@router.post(
+    "/{id}/rerun", response_model=RunOut, status_code=201, responses=NOT_FOUND, summary="Rerun"
+)
+def rerun(id: str, principal: Operator, scheduler: SchedulerDep) -> Response:
+    """Run the same job and parameters again (kind ``rerun``)."""
+    run = tenant_view(scheduler, principal).rerun(id)
+    return model_response(RunOut.of(run), status=201)
+
+
+@router.post(
+    "/{id}/cancel",
+    response_model=RunOut,
+    responses={**NOT_FOUND, 409: {"description": "the run already finished"}},
+    summary="Cancel",
+)
+def cancel(id: str, principal: Operator, scheduler: SchedulerDep) -> Response:
+    """Cancel a pending run; ask the engine to stop a running one."""
+    run = tenant_view(scheduler, principal).cancel(id)
+    return model_response(RunOut.of(run))

@@ -1,0 +1,329 @@
+"""``/schedules``: CRUD, actions, history and the next-fire preview."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from starlette.responses import Response
+
+from duetime.api.auth import Principal
+from duetime.api.deps import Admin, IfMatch, Operator, SchedulerDep, Viewer, expected_version
+from duetime.api.problems import ApiProblem
+from duetime.api.responses import COMMON_ERRORS, NOT_FOUND, PRECONDITION, etag, model_response
+from duetime.api.schemas import (
+    DEFAULT_LIST_LIMIT,
+    MAX_LIST_LIMIT,
+    MAX_PREVIEW_COUNT,
+    ActionRequest,
+    FireTime,
+    NextRuns,
+    PreconditionBody,
+    RunOut,
+    RunPage,
+    ScheduleCreate,
+    ScheduleOut,
+    SchedulePage,
+    SchedulePatch,
+    ScheduleReplace,
+    TriggerRequest,
+)
+from duetime.api.views import (
+    PUT_DEFAULTS,
+    RunFilters,
+    local_iso,
+    run_page,
+    tenant_view,
+    view_for_filter,
+)
+from duetime.errors import VersionMismatchError
+from duetime.models import RunState, ScheduleState
+
+router = APIRouter(prefix="/schedules", tags=["schedules"], responses=COMMON_ERRORS)
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT, description="Page size (≤ 500).")]
+Cursor = Annotated[
+    str | None, Query(max_length=500, description="`next_cursor` of the previous page.")
+]
+IdOrName = Annotated[str, "the schedule's id or name"]
+
+_ONE = {**NOT_FOUND}
+_WRITE = {**NOT_FOUND, **PRECONDITION}
+
+
+@router.get("", response_model=SchedulePage, summary="List schedules")
+def list_schedules(
+    principal: Viewer,
+    scheduler: SchedulerDep,
+    limit: Limit = DEFAULT_LIST_LIMIT,
+    cursor: Cursor = None,
+    tenant: Annotated[str | None, Query(max_length=200)] = None,
+    state: ScheduleState | None = None,
+    job: Annotated[str | None, Query(max_length=200)] = None,
+    enabled: bool | None = None,
+    name_prefix: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """Live schedules of the caller's tenant, oldest first, keyset-paginated."""
+    view = view_for_filter(scheduler, principal, tenant)
+    if view is None:
+        return model_response(SchedulePage(items=[], next_cursor=None))
+    page = view.list_schedules(
+        state=state.value if state else None,
+        job=job,
+        enabled=enabled,
+        name_prefix=name_prefix,
+        limit=limit,
+        cursor=cursor,
+    )
+    items = [ScheduleOut.of(s) for s in page.items]
+    return model_response(SchedulePage(items=items, next_cursor=page.next_cursor))
+
+
+@router.post(
+    "",
+    response_model=ScheduleOut,
+    status_code=201,
+    summary="Create a schedule",
+    responses={409: {"description": "the name is taken in this tenant"}},
+)
+def create_schedule(principal: Admin, scheduler: SchedulerDep, body: ScheduleCreate) -> Response:
+    """Create a schedule (any accepted input shape; the answer is canonical)."""
+    tenant = principal.tenant_for_create(body.tenant)
+    fields = {k: v for k, v in body.changes().items() if k not in _IDENTITY}
+    schedule = scheduler.for_tenant(tenant).add_schedule(
+        body.name, body.job, body.trigger, source="api", created_by=principal.label, **fields
+    )
+    headers = {**etag(schedule), "Location": f"/api/v1/schedules/{schedule.id}"}
+    return model_response(ScheduleOut.of(schedule), status=201, headers=headers)
+
+
+_IDENTITY = ("name", "job", "trigger", "tenant")
+
+
+@router.get("/{id}", response_model=ScheduleOut, responses=_ONE, summary="Get a schedule")
+def get_schedule(id: IdOrName, principal: Viewer, scheduler: SchedulerDep) -> Response:
+    """One schedule by id or name."""
+    schedule = tenant_view(scheduler, principal).get_schedule(id)
+    return model_response(ScheduleOut.of(schedule), headers=etag(schedule))
+
+
+@router.put("/{id}", response_model=ScheduleOut, responses=_WRITE, summary="Replace a schedule")
+def replace_schedule(
+    id: IdOrName,
+    principal: Admin,
+    scheduler: SchedulerDep,
+    body: ScheduleReplace,
+    if_match: IfMatch = None,
+) -> Response:
+    """Replace every editable field; omitted optional fields return to their defaults."""
+    view = tenant_view(scheduler, principal)
+    current = view.get_schedule(id)
+    _same_tenant(body.tenant, current.tenant)
+    changes = {**PUT_DEFAULTS, "timezone": scheduler.settings.timezone, **body.changes()}
+    changes.update(name=body.name, job=body.job, trigger=body.trigger)
+    changes.pop("tenant", None)
+    return _update(view, principal, current, changes, if_match, body)
+
+
+@router.patch("/{id}", response_model=ScheduleOut, responses=_WRITE, summary="Edit a schedule")
+def patch_schedule(
+    id: IdOrName,
+    principal: Admin,
+    scheduler: SchedulerDep,
+    body: SchedulePatch,
+    if_match: IfMatch = None,
+) -> Response:
+    """Change only the fields given."""
+    view = tenant_view(scheduler, principal)
+    current = view.get_schedule(id)
+    _same_tenant(body.tenant, current.tenant)
+    changes = {k: v for k, v in body.changes().items() if k != "tenant"}
+    return _update(view, principal, current, changes, if_match, body)
+
+
+def _same_tenant(requested: str | None, actual: str) -> None:
+    if requested is not None and requested != actual:
+        raise ApiProblem(
+            422,
+            "a schedule cannot move to another tenant",
+            errors=[{"field": "tenant", "message": f"must be {actual!r} or omitted"}],
+        )
+
+
+def _update(
+    view: Any,
+    principal: Principal,
+    current: Any,
+    changes: dict[str, Any],
+    if_match: str | None,
+    body: ScheduleReplace | SchedulePatch,
+) -> Response:
+    wanted = expected_version(
+        if_match,
+        body.expected_version,
+        body.expected_updated_at,
+        (current.version, current.updated_at),
+    )
+    schedule = view.update_schedule(
+        current.id, expected_version=wanted, edited_by=principal.label, **changes
+    )
+    return model_response(ScheduleOut.of(schedule), headers=etag(schedule))
+
+
+def _guarded(
+    view: Any,
+    id: str,
+    if_match: str | None,
+    body: PreconditionBody | TriggerRequest | ActionRequest | None,
+) -> Any:
+    """Return the schedule after checking an action's preconditions (412 when stale).
+
+    The facade's pause/resume/delete/trigger take no expected version yet, so the check
+    reads the current version first (see docs/decisions/api.md).
+    """
+    current = view.get_schedule(id)
+    wanted = expected_version(
+        if_match,
+        body.expected_version if body else None,
+        body.expected_updated_at if body else None,
+        (current.version, current.updated_at),
+    )
+    if wanted is not None and wanted != current.version:
+        raise VersionMismatchError(
+            f"expected version {wanted}, the schedule is at version {current.version}",
+            current_version=current.version,
+        )
+    return current
+
+
+@router.delete("/{id}", status_code=204, responses=_WRITE, summary="Delete a schedule")
+def delete_schedule(
+    id: IdOrName,
+    principal: Admin,
+    scheduler: SchedulerDep,
+    if_match: IfMatch = None,
+    body: Annotated[PreconditionBody | None, Body()] = None,
+) -> Response:
+    """Soft-delete: pending runs are cancelled, history stays until retention."""
+    view = tenant_view(scheduler, principal)
+    current = _guarded(view, id, if_match, body)
+    view.delete_schedule(current.id)
+    return Response(status_code=204)
+
+
+def _pause(view: Any, current: Any) -> Response:
+    schedule = view.pause(current.id)
+    return model_response(ScheduleOut.of(schedule), headers=etag(schedule))
+
+
+def _resume(view: Any, current: Any) -> Response:
+    schedule = view.resume(current.id)
+    return model_response(ScheduleOut.of(schedule), headers=etag(schedule))
+
+
+def _trigger(view: Any, current: Any, parameters: Any) -> Response:
+    run = view.trigger(current.id, parameters)
+    return model_response(RunOut.of(run), status=201)
+
+
+@router.post("/{id}/pause", response_model=ScheduleOut, responses=_WRITE, summary="Pause")
+def pause_schedule(
+    id: IdOrName,
+    principal: Operator,
+    scheduler: SchedulerDep,
+    if_match: IfMatch = None,
+    body: Annotated[PreconditionBody | None, Body()] = None,
+) -> Response:
+    """Stop firing; pending runs are cancelled, running ones finish."""
+    view = tenant_view(scheduler, principal)
+    current = _guarded(view, id, if_match, body)
+    return _pause(view, current)
+
+
+@router.post("/{id}/resume", response_model=ScheduleOut, responses=_WRITE, summary="Resume")
+def resume_schedule(
+    id: IdOrName,
+    principal: Operator,
+    scheduler: SchedulerDep,
+    if_match: IfMatch = None,
+    body: Annotated[PreconditionBody | None, Body()] = None,
+) -> Response:
+    """Fire again from the next fire after now (no burst of old fires)."""
+    view = tenant_view(scheduler, principal)
+    current = _guarded(view, id, if_match, body)
+    return _resume(view, current)
+
+
+@router.post(
+    "/{id}/trigger", response_model=RunOut, status_code=201, responses=_WRITE, summary="Run now"
+)
+def trigger_schedule(
+    id: IdOrName,
+    principal: Operator,
+    scheduler: SchedulerDep,
+    if_match: IfMatch = None,
+    body: Annotated[TriggerRequest | None, Body()] = None,
+) -> Response:
+    """Create a ``manual`` run now (also on a paused schedule)."""
+    view = tenant_view(scheduler, principal)
+    current = _guarded(view, id, if_match, body)
+    return _trigger(view, current, body.parameters if body else None)
+
+
+@router.post(
+    "/{id}/action",
+    responses={**_WRITE, 201: {"model": RunOut, "description": "trigger: the run created"}},
+    response_model=ScheduleOut,
+    summary="Trigger, pause, resume, enable or disable",
+)
+def schedule_action(
+    id: IdOrName,
+    principal: Operator,
+    scheduler: SchedulerDep,
+    body: ActionRequest,
+    if_match: IfMatch = None,
+) -> Response:
+    """One endpoint for the actions (enable = resume, disable = pause)."""
+    view = tenant_view(scheduler, principal)
+    current = _guarded(view, id, if_match, body)
+    if body.action == "trigger":
+        return _trigger(view, current, body.parameters)
+    if body.action in ("pause", "disable"):
+        return _pause(view, current)
+    return _resume(view, current)
+
+
+@router.get("/{id}/runs", response_model=RunPage, responses=_ONE, summary="A schedule's runs")
+def schedule_runs(
+    id: IdOrName,
+    principal: Viewer,
+    scheduler: SchedulerDep,
+    limit: Limit = DEFAULT_LIST_LIMIT,
+    cursor: Cursor = None,
+    state: Annotated[list[RunState] | None, Query()] = None,
+    since: Annotated[datetime | None, Query(description="created at or after")] = None,
+) -> Response:
+    """Runs of one schedule, newest first."""
+    view = tenant_view(scheduler, principal)
+    schedule = view.get_schedule(id)
+    filters = RunFilters(schedule=schedule.id, states=state, since=since)
+    return run_page(view, filters, limit, cursor)
+
+
+@router.get("/{id}/next-runs", response_model=NextRuns, responses=_ONE, summary="Next fires")
+def next_runs(
+    id: IdOrName,
+    principal: Viewer,
+    scheduler: SchedulerDep,
+    count: Annotated[int, Query(ge=1, le=MAX_PREVIEW_COUNT)] = 10,
+) -> Response:
+    """The next ``count`` fires, in UTC and in the schedule's zone."""
+    view = tenant_view(scheduler, principal)
+    schedule = view.get_schedule(id)
+    fires = view.next_fire_times(schedule.id, count)
+    items = [FireTime(at=at, local=local_iso(at, schedule.timezone)) for at in fires]
+    out = NextRuns(
+        schedule_id=schedule.id, name=schedule.name, timezone=schedule.timezone, items=items
+    )
+    return model_response(out)
