@@ -6,7 +6,11 @@
 
 from __future__ import annotations
 
+import re
+
 from duetime.triggers.cron_parse import CronExpression
+
+_CLOCK_TIMES = re.compile(r"at \d\d:\d\d")
 
 _DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 _MONTH_NAMES = (
@@ -34,7 +38,7 @@ def describe_cron(p: CronExpression, *, day_match: str = "vixie") -> str:
     day = _day_phrase(p, day_match)
     if day:
         parts.append(day)
-    elif parts[0].startswith("at "):
+    elif _CLOCK_TIMES.match(parts[0]):
         parts.append("every day")
     if p.months != tuple(range(1, 13)):
         parts.append("in " + _spans([_MONTH_NAMES[m - 1] for m in p.months], p.months))
