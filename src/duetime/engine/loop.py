@@ -107,15 +107,20 @@ class Engine:
         self._waker.wake()
 
     async def tick(self) -> None:
-        """Run one cycle without sleeping: fire, start, finish, recover."""
+        """Run one cycle without sleeping: fire, start, finish, recover.
+
+        Our own leases are renewed first (when a heartbeat is due), so a loop that was busy
+        does not judge its own runs lost.
+        """
         self._prepare()
         self._waker.clear()
+        self._more_work = False
+        self._heartbeat_if_due()
         self._fire()
         self._start()
+        self._cancel_requested()
         self._finish()
         self._recover()
-        self._cancel_requested()
-        self._heartbeat_if_due()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Cycle until ``stop`` is set, then shut down gracefully."""
@@ -143,6 +148,7 @@ class Engine:
         started: list[str] = []
         while True:
             self._waker.clear()
+            self._more_work = False
             self._fire()
             started.extend(run.id for run in self._start())
             self._finish()
@@ -194,7 +200,6 @@ class Engine:
 
     def _start(self) -> list[Run]:
         """Step 2: claim pending runs up to our free slots and hand them to the executor."""
-        self._more_work = False
         slots = 0 if self._stopping else self.executor.free_slots
         runs = claims.claim_runs(
             self.store,
@@ -205,7 +210,8 @@ class Engine:
         )
         for run in runs:
             self._submit(run)
-        self._more_work = bool(runs) and len(runs) == slots and self.executor.free_slots > 0
+        if runs and len(runs) == slots and self.executor.free_slots > 0:
+            self._more_work = True  # there may be more to start right away
         return runs
 
     def _finish(self) -> None:
@@ -218,12 +224,15 @@ class Engine:
                 raise
             for outcome in batch:
                 self._leases.release(outcome.run_id)
+            self._more_work = True  # retries, recoveries and chain fires may be due now
 
     def _recover(self) -> None:
         """Step 4: fail runs whose lease expired and create their recoveries."""
         recovered = claims.recover_expired(self.store, now=self.clock.now())
         for run in recovered:
             self._leases.release(run.id)
+        if recovered:
+            self._more_work = True  # their recovery runs are due now
 
     async def _sleep(self, stop: asyncio.Event, watcher: SQLiteChangeWatcher | None) -> None:
         """Step 5: sleep until the next due instant, a change, or ``stop``."""

@@ -68,7 +68,7 @@ def _insert_runs(
         dialect.insert(t.runs)
         .on_conflict_do_nothing(
             index_elements=["schedule_id", "scheduled_for"],
-            index_where=t.runs.c.kind == RunKind.SCHEDULED.value,
+            index_where=sa.text(f"kind = '{RunKind.SCHEDULED.value}'"),
         )
         .returning(t.runs.c.id)
     )
