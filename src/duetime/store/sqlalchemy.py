@@ -7,20 +7,33 @@ engine's claim SQL lives in :mod:`duetime.store.claims`.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Any, Literal
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from duetime.clock import Clock
-from duetime.errors import ConfigurationError
+from duetime.errors import (
+    ConfigurationError,
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+    VersionMismatchError,
+)
+from duetime.models import ACTIVE_RUN_STATES, Page, Run, RunState, Schedule, ScheduleState
+from duetime.store import tables as t
+from duetime.store.rows import row_to_run, row_to_schedule
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +51,18 @@ _WRITE_OPTION = "duetime_write"
 _CHANGED_KEY = "duetime_changed"
 
 Dialect = Literal["sqlite", "postgresql"]
+
+T = TypeVar("T")
+
+#: The tenant of admin keys that span every tenant.
+ALL_TENANTS = "*"
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 500
+CLEANUP_BATCH_SIZE = 1000
+
+_ACTIVE = [state.value for state in ACTIVE_RUN_STATES]
+_TERMINAL = [state.value for state in RunState if state.is_terminal]
 
 
 def normalize_url(url: str) -> str:
@@ -92,6 +117,15 @@ def create_store_engine(url: str) -> sa.Engine:
 def _is_locked(exc: OperationalError) -> bool:
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
     return "database is locked" in text or "database is busy" in text
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleChanges:
+    """Column values to write to one schedule, and what else the write implies."""
+
+    values: Mapping[str, Any]
+    cancel_pending: bool = False  # cancel the schedule's pending runs (pause, delete)
+    bump_version: bool = True  # False for housekeeping (recalculate_next_runs)
 
 
 class SQLAlchemyStore:
@@ -188,3 +222,475 @@ class SQLAlchemyStore:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+    # ------------------------------------------------------------ schedules
+    def create_schedule(self, values: Mapping[str, Any]) -> Schedule:
+        """Insert a schedule row; ConflictError when its name is taken in the tenant."""
+        try:
+            with self.write() as conn:
+                conn.execute(sa.insert(t.schedules).values(**values))
+                self.changed(conn)
+        except IntegrityError as exc:
+            raise _name_conflict(values["tenant"], values["name"]) from exc
+        return row_to_schedule(values)
+
+    def get_schedule(
+        self, tenant: str, name_or_id: str, *, include_deleted: bool = False
+    ) -> Schedule:
+        """Return a live schedule by id or name (NotFoundError otherwise)."""
+        with self.read() as conn:
+            return row_to_schedule(
+                self._schedule_row(conn, tenant, name_or_id, include_deleted=include_deleted)
+            )
+
+    def _schedule_row(
+        self,
+        conn: sa.Connection,
+        tenant: str,
+        name_or_id: str,
+        *,
+        include_deleted: bool = False,
+        for_update: bool = False,
+    ) -> sa.Row[Any]:
+        s = t.schedules
+        query = sa.select(s).where(_tenant_is(s, tenant))
+        if not include_deleted:
+            query = query.where(s.c.deleted_at.is_(None))
+        by_id = query.where(s.c.id == name_or_id)
+        if for_update and self.dialect == "postgresql":
+            by_id = by_id.with_for_update()
+        row = conn.execute(by_id).first()
+        if row is not None:
+            return row
+        by_name = query.where(s.c.name == name_or_id).order_by(s.c.created_at.desc())
+        if for_update and self.dialect == "postgresql":
+            by_name = by_name.with_for_update()
+        found = conn.execute(by_name.limit(2)).all()
+        if len(found) > 1 and (tenant == ALL_TENANTS or include_deleted):
+            raise ValidationError(
+                f"several schedules are named {name_or_id!r}; use the id", field="schedule"
+            )
+        if not found:
+            raise NotFoundError(f"schedule {name_or_id!r} not found in tenant {tenant!r}")
+        return found[0]
+
+    def list_schedules(
+        self,
+        tenant: str,
+        *,
+        state: str | None = None,
+        job: str | None = None,
+        enabled: bool | None = None,
+        name_prefix: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+    ) -> Page[Schedule]:
+        """Return live schedules, oldest first, one keyset page at a time."""
+        s = t.schedules
+        query = sa.select(s).where(_tenant_is(s, tenant), s.c.deleted_at.is_(None))
+        if state is not None:
+            query = query.where(s.c.state == state)
+        if job is not None:
+            query = query.where(s.c.job == job)
+        if enabled is not None:
+            query = query.where(s.c.enabled == enabled)
+        if name_prefix:
+            escaped = name_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(s.c.name.like(f"{escaped}%", escape="\\"))
+        query = _after_cursor(query, s, cursor, descending=False)
+        return self._page(query, s, limit, row_to_schedule, descending=False)
+
+    def _page(
+        self,
+        query: sa.Select[Any],
+        table: sa.Table,
+        limit: int,
+        convert: Callable[[Any], T],
+        *,
+        descending: bool,
+    ) -> Page[T]:
+        limit = check_limit(limit)
+        keys = (table.c.created_at, table.c.id)
+        order = [k.desc() for k in keys] if descending else list(keys)
+        with self.read() as conn:
+            found = conn.execute(query.order_by(*order).limit(limit + 1)).all()
+        more = len(found) > limit
+        found = found[:limit]
+        next_cursor = encode_cursor(found[-1].created_at, found[-1].id) if more else None
+        return Page([convert(row) for row in found], next_cursor)
+
+    def modify_schedule(
+        self,
+        tenant: str,
+        name_or_id: str,
+        change: Callable[[Schedule], ScheduleChanges | None],
+        *,
+        expected_version: int | None = None,
+    ) -> Schedule:
+        """Apply ``change(schedule)`` to a live schedule in one write transaction.
+
+        ``change`` returns the :class:`ScheduleChanges` to write (None = nothing to do).
+        VersionMismatchError when ``expected_version`` is stale; ConflictError when a
+        rename collides with another live schedule of the tenant.
+        """
+        name = name_or_id
+        try:
+            with self.write() as conn:
+                current = row_to_schedule(
+                    self._schedule_row(conn, tenant, name_or_id, for_update=True)
+                )
+                name = current.name
+                _check_version(current, expected_version)
+                changes = change(current)
+                if changes is None:
+                    return current
+                name = changes.values.get("name", name)
+                return self._apply_changes(conn, current, changes)
+        except IntegrityError as exc:
+            raise _name_conflict(tenant, name) from exc
+
+    def _apply_changes(
+        self, conn: sa.Connection, current: Schedule, changes: ScheduleChanges
+    ) -> Schedule:
+        now = self.clock.now()
+        s = t.schedules
+        values = dict(changes.values)
+        if changes.bump_version:
+            values.update(version=current.version + 1, updated_at=now)
+        updated = conn.execute(
+            sa.update(s)
+            .where(s.c.id == current.id, s.c.version == current.version)
+            .values(**values)
+        )
+        if updated.rowcount != 1:  # the row is locked (PG) or the database is (SQLite)
+            raise VersionMismatchError(
+                f"schedule {current.name!r} changed concurrently; retry",
+                current_version=current.version + 1,
+            )
+        if changes.cancel_pending:
+            self.cancel_pending_runs(conn, current.id, now)
+        self.changed(conn)
+        return row_to_schedule(conn.execute(sa.select(s).where(s.c.id == current.id)).one())
+
+    def cancel_pending_runs(self, conn: sa.Connection, schedule_id: str, now: datetime) -> int:
+        """Mark every pending run of a schedule ``cancelled`` (inside a write transaction)."""
+        r = t.runs
+        result = conn.execute(
+            sa.update(r)
+            .where(r.c.schedule_id == schedule_id, r.c.state == RunState.PENDING.value)
+            .values(state=RunState.CANCELLED.value, finished_at=now)
+        )
+        return int(result.rowcount)
+
+    def active_schedules(self, tenant: str) -> list[Schedule]:
+        """Every live, active schedule of ``tenant`` (``*`` = all), for recalculation."""
+        s = t.schedules
+        query = sa.select(s).where(
+            _tenant_is(s, tenant), s.c.deleted_at.is_(None), s.c.state == ScheduleState.ACTIVE.value
+        )
+        with self.read() as conn:
+            return [row_to_schedule(row) for row in conn.execute(query)]
+
+    # ------------------------------------------------------------ runs
+    def insert_run(self, values: Mapping[str, Any]) -> Run:
+        """Insert one run row (from :func:`rows.new_run_values`) and signal the change."""
+        with self.write() as conn:
+            conn.execute(sa.insert(t.runs).values(**values))
+            self.changed(conn)
+        return row_to_run(values)
+
+    def get_run(self, tenant: str, run_id: str) -> Run:
+        """Return a run by id (NotFoundError when absent or another tenant's)."""
+        r = t.runs
+        with self.read() as conn:
+            row = conn.execute(sa.select(r).where(r.c.id == run_id, _tenant_is(r, tenant))).first()
+        if row is None:
+            raise NotFoundError(f"run {run_id!r} not found in tenant {tenant!r}")
+        return row_to_run(row)
+
+    def list_runs(
+        self,
+        tenant: str,
+        *,
+        schedule_id: str | None = None,
+        states: Iterable[str] | None = None,
+        since: datetime | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+    ) -> Page[Run]:
+        """Return runs, newest first, one keyset page at a time."""
+        r = t.runs
+        query = sa.select(r).where(_tenant_is(r, tenant))
+        if schedule_id is not None:
+            query = query.where(r.c.schedule_id == schedule_id)
+        if states is not None:
+            query = query.where(r.c.state.in_(list(states)))
+        if since is not None:
+            query = query.where(r.c.created_at >= since)
+        query = _after_cursor(query, r, cursor, descending=True)
+        return self._page(query, r, limit, row_to_run, descending=True)
+
+    def request_cancel(self, tenant: str, run_id: str) -> Run:
+        """Cancel a pending run, or ask the engine to stop a running one.
+
+        Cancelling a cancelled run is a no-op; any other finished run is a ConflictError.
+        """
+        r = t.runs
+        with self.write() as conn:
+            row = conn.execute(sa.select(r).where(r.c.id == run_id, _tenant_is(r, tenant))).first()
+            if row is None:
+                raise NotFoundError(f"run {run_id!r} not found in tenant {tenant!r}")
+            changes = _cancel_changes(row_to_run(row), self.clock.now())
+            if changes:
+                where = sa.and_(r.c.id == run_id, r.c.state == row.state)
+                if conn.execute(sa.update(r).where(where).values(**changes)).rowcount != 1:
+                    raise ConflictError(f"run {run_id} changed state while cancelling; retry")
+                self.changed(conn)
+            return row_to_run(conn.execute(sa.select(r).where(r.c.id == run_id)).one())
+
+    # ------------------------------------------------------------ job types
+    def publish_job_types(self, job_types: Iterable[Any], *, published_by: str | None) -> int:
+        """Upsert each job type's publication into ``duetime_job_types``; return the count."""
+        now = self.clock.now()
+        rows = [_publication_row(job_type, published_by, now) for job_type in job_types]
+        jt = t.job_types
+        with self.write() as conn:
+            for row in rows:
+                updated = conn.execute(
+                    sa.update(jt).where(jt.c.name == row["name"]).values(**row)
+                ).rowcount
+                if not updated:
+                    conn.execute(sa.insert(jt).values(**row))
+        return len(rows)
+
+    def job_types(self) -> list[dict[str, Any]]:
+        """Every published job type (name, description, parameter_schema, defaults...)."""
+        jt = t.job_types
+        with self.read() as conn:
+            found = conn.execute(sa.select(jt).order_by(jt.c.name)).all()
+        return [dict(row._mapping) for row in found]
+
+    def job_type(self, name: str) -> dict[str, Any] | None:
+        """Return one published job type, or None."""
+        jt = t.job_types
+        with self.read() as conn:
+            row = conn.execute(sa.select(jt).where(jt.c.name == name)).first()
+        return dict(row._mapping) if row is not None else None
+
+    # ------------------------------------------------------------ instances
+    def register_instance(self, values: Mapping[str, Any]) -> None:
+        """Insert or replace this engine's ``duetime_instances`` row."""
+        i = t.instances
+        with self.write() as conn:
+            conn.execute(sa.delete(i).where(i.c.id == values["id"]))
+            conn.execute(sa.insert(i).values(**values))
+
+    def heartbeat_instance(self, instance_id: str, now: datetime) -> None:
+        """Record that the instance is alive."""
+        i = t.instances
+        with self.write() as conn:
+            conn.execute(sa.update(i).where(i.c.id == instance_id).values(heartbeat_at=now))
+
+    def stop_instance(self, instance_id: str, now: datetime) -> None:
+        """Record a clean stop."""
+        i = t.instances
+        with self.write() as conn:
+            conn.execute(
+                sa.update(i).where(i.c.id == instance_id).values(heartbeat_at=now, stopped_at=now)
+            )
+
+    def list_instances(self, *, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Instances with a heartbeat at or after ``since`` (all when None), newest first."""
+        i = t.instances
+        query = sa.select(i).order_by(i.c.heartbeat_at.desc())
+        if since is not None:
+            query = query.where(i.c.heartbeat_at >= since)
+        with self.read() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    # ------------------------------------------------------------ retention & status
+    def cleanup_history(
+        self,
+        *,
+        now: datetime,
+        older_than_days: float,
+        keep_last: int,
+        batch_size: int = CLEANUP_BATCH_SIZE,
+    ) -> int:
+        """Delete finished runs older than the cutoff beyond the last ``keep_last`` per schedule.
+
+        Runs of deleted schedules keep no minimum. Deletes run in batches (one transaction
+        each); soft-deleted schedules past the cutoff with no runs left are purged too.
+        """
+        cutoff = now - timedelta(days=older_than_days)
+        total = 0
+        while True:
+            with self.write() as conn:
+                ids = conn.execute(_expired_runs_query(cutoff, keep_last, batch_size)).scalars()
+                batch = list(ids)
+                if batch:
+                    conn.execute(sa.delete(t.runs).where(t.runs.c.id.in_(batch)))
+            total += len(batch)
+            if len(batch) < batch_size:
+                break
+        self._purge_deleted_schedules(cutoff)
+        return total
+
+    def _purge_deleted_schedules(self, cutoff: datetime) -> None:
+        s, r = t.schedules, t.runs
+        has_runs = sa.exists().where(r.c.schedule_id == s.c.id)
+        with self.write() as conn:
+            conn.execute(
+                sa.delete(s).where(s.c.deleted_at.is_not(None), s.c.deleted_at < cutoff, ~has_runs)
+            )
+
+    def status_counts(self, tenant: str, *, now: datetime, next_count: int) -> dict[str, Any]:
+        """Counts for ``status()``: schedules by state, queue, running, recent outcomes."""
+        s, r = t.schedules, t.runs
+        with self.read() as conn:
+            by_state = _count_by(conn, s.c.state, _tenant_is(s, tenant), s.c.deleted_at.is_(None))
+            active = _count_by(conn, r.c.state, _tenant_is(r, tenant), r.c.state.in_(_ACTIVE))
+            recent = _count_by(
+                conn, r.c.state, _tenant_is(r, tenant), r.c.finished_at >= now - timedelta(days=1)
+            )
+            due = conn.execute(
+                sa.select(sa.func.count()).where(
+                    _tenant_is(r, tenant),
+                    r.c.state == RunState.PENDING.value,
+                    r.c.available_at <= now,
+                )
+            ).scalar_one()
+            upcoming = conn.execute(_upcoming_query(tenant, next_count)).all()
+        return {
+            "schedules": {state.value: by_state.get(state.value, 0) for state in ScheduleState},
+            "queue_depth": active.get(RunState.PENDING.value, 0),
+            "queue_due": int(due),
+            "running": active.get(RunState.RUNNING.value, 0),
+            "last_24h": recent,
+            "next_fires": [dict(row._mapping) for row in upcoming],
+        }
+
+
+def _count_by(
+    conn: sa.Connection, column: sa.ColumnElement[Any], *where: sa.ColumnElement[bool]
+) -> dict[str, int]:
+    query = sa.select(column, sa.func.count()).where(*where).group_by(column)
+    return {str(key): int(count) for key, count in conn.execute(query).all()}
+
+
+def _upcoming_query(tenant: str, limit: int) -> sa.Select[Any]:
+    s = t.schedules
+    return (
+        sa.select(s.c.id, s.c.tenant, s.c.name, s.c.job, s.c.next_run_at)
+        .where(
+            _tenant_is(s, tenant),
+            s.c.deleted_at.is_(None),
+            s.c.state == ScheduleState.ACTIVE.value,
+            s.c.next_run_at.is_not(None),
+        )
+        .order_by(s.c.next_run_at, s.c.priority.desc())
+        .limit(limit)
+    )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _tenant_is(table: sa.Table, tenant: str) -> sa.ColumnElement[bool]:
+    if tenant == ALL_TENANTS:
+        return sa.true()
+    return table.c.tenant == tenant
+
+
+def check_limit(limit: int) -> int:
+    """Validate a page size (1–500)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValidationError(f"must be an integer from 1 to {MAX_PAGE_SIZE}", field="limit")
+    return limit
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    """Return the opaque keyset cursor after (created_at, id)."""
+    raw = json.dumps([created_at.astimezone(UTC).isoformat(), row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Return (created_at, id) of a cursor; ValidationError(field='cursor') when malformed."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        instant = datetime.fromisoformat(created)
+        if instant.tzinfo is None or not isinstance(row_id, str):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ValidationError("is not a cursor returned by this listing", field="cursor") from exc
+    return instant, row_id
+
+
+def _after_cursor(
+    query: sa.Select[Any], table: sa.Table, cursor: str | None, *, descending: bool
+) -> sa.Select[Any]:
+    if not cursor:
+        return query
+    created_at, row_id = decode_cursor(cursor)
+    c_at, c_id = table.c.created_at, table.c.id
+    if descending:
+        return query.where(sa.or_(c_at < created_at, sa.and_(c_at == created_at, c_id < row_id)))
+    return query.where(sa.or_(c_at > created_at, sa.and_(c_at == created_at, c_id > row_id)))
+
+
+def _check_version(current: Schedule, expected: int | None) -> None:
+    if expected is not None and expected != current.version:
+        raise VersionMismatchError(
+            f"schedule {current.name!r} is at version {current.version}, not {expected}",
+            current_version=current.version,
+        )
+
+
+def _name_conflict(tenant: str, name: str) -> ConflictError:
+    return ConflictError(f"a schedule named {name!r} already exists in tenant {tenant!r}")
+
+
+def _cancel_changes(run: Run, now: datetime) -> dict[str, Any]:
+    if run.state == RunState.PENDING:
+        return {"state": RunState.CANCELLED.value, "finished_at": now}
+    if run.state == RunState.RUNNING:
+        return {} if run.cancel_requested else {"cancel_requested": True}
+    if run.state == RunState.CANCELLED:
+        return {}
+    raise ConflictError(f"run {run.id} already ended ({run.state}); nothing to cancel")
+
+
+def _publication_row(job_type: Any, published_by: str | None, now: datetime) -> dict[str, Any]:
+    pub = dict(job_type.publication())
+    return {
+        "name": pub["name"],
+        "description": pub.get("description"),
+        "parameter_schema": pub.get("parameter_schema") or {},
+        "defaults": pub.get("defaults") or {},
+        "module": pub.get("module"),
+        "timeout": getattr(job_type, "timeout", None),
+        "max_attempts": getattr(job_type, "max_attempts", None),
+        "published_by": published_by,
+        "updated_at": now,
+    }
+
+
+def _expired_runs_query(cutoff: datetime, keep_last: int, batch_size: int) -> sa.Select[Any]:
+    r, s = t.runs, t.schedules
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=r.c.schedule_id, order_by=(r.c.created_at.desc(), r.c.id.desc()))
+        .label("rank")
+    )
+    ranked = (
+        sa.select(r.c.id, r.c.created_at, rank, s.c.deleted_at, s.c.id.label("live_id"))
+        .select_from(r.outerjoin(s, s.c.id == r.c.schedule_id))
+        .where(r.c.state.in_(_TERMINAL))
+        .subquery()
+    )
+    unprotected = sa.or_(
+        ranked.c.rank > keep_last, ranked.c.deleted_at.is_not(None), ranked.c.live_id.is_(None)
+    )
+    return sa.select(ranked.c.id).where(ranked.c.created_at < cutoff, unprotected).limit(batch_size)

@@ -190,6 +190,8 @@ job_types = Table(
     Column("parameter_schema", JSON, nullable=False),
     Column("defaults", JSON, nullable=False),
     Column("module", String(300)),
+    Column("timeout", Float),  # the @job default (seconds), for processes that cannot import it
+    Column("max_attempts", Integer),
     Column("published_by", String(200)),
     Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -164,6 +164,8 @@ def _create_small_tables() -> None:
         sa.Column("parameter_schema", sa.JSON(), nullable=False),
         sa.Column("defaults", sa.JSON(), nullable=False),
         sa.Column("module", sa.String(300)),
+        sa.Column("timeout", sa.Float()),
+        sa.Column("max_attempts", sa.Integer()),
         sa.Column("published_by", sa.String(200)),
         sa.Column("updated_at", _instant(), nullable=False),
         sa.PrimaryKeyConstraint("name", name="pk_duetime_job_types"),

@@ -1,0 +1,1132 @@
+"""The facade: the one client the CLI, API and dashboard use (DESIGN §4 Python).
+
+``Scheduler`` validates every input (errors are :class:`~duetime.errors.ValidationError`
+subclasses naming the field), writes through :class:`~duetime.store.sqlalchemy.SQLAlchemyStore`
+and drives an :class:`~duetime.engine.Engine` when asked to run jobs. ``AsyncScheduler`` is
+the same surface with ``await``.
+
+Trust: code and CLI callers are local operators and are trusted as ``*:admin`` (the creator
+recorded for the ``duetime.shell`` rule) unless they pass ``created_by``; the API passes the
+caller's ``<tenant>:<role>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import json
+import math
+import signal
+import threading
+import unicodedata
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from duetime.clock import Clock, OffsetClock, SystemClock
+from duetime.config import Settings, load_settings
+from duetime.errors import (
+    ConflictError,
+    InvalidParametersError,
+    InvalidTriggerError,
+    UnknownJobError,
+    UnknownTimezoneError,
+    ValidationError,
+)
+from duetime.models import Overlap, Page, Run, RunKind, RunState, Schedule, ScheduleState, Source
+from duetime.store import rows
+from duetime.store.sqlalchemy import (
+    ALL_TENANTS,
+    ScheduleChanges,
+    SQLAlchemyStore,
+    normalize_url,
+)
+from duetime.triggers import build_trigger, date_in_past_ok, normalize_spec
+from duetime.triggers.base import Trigger
+from duetime.triggers.tz import ensure_aware, get_zone
+
+T = TypeVar("T")
+
+#: Names: 1–200 characters, no control characters, no leading/trailing spaces.
+MAX_NAME_LENGTH = 200
+#: Largest JSON encoding (bytes) of ``parameters`` and of ``labels``.
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_DESCRIPTION_LENGTH = 10_000
+MAX_CHAIN_LENGTH = 50
+MAX_NEXT_FIRE_COUNT = 1000
+#: ``status()`` lists this many upcoming fires.
+STATUS_NEXT_FIRES = 10
+#: An instance counts as alive while its heartbeat is younger than this many heartbeats.
+ALIVE_HEARTBEATS = 3
+#: Who code and CLI callers are (trusted local operators).
+TRUSTED_CREATOR = "*:admin"
+EXECUTOR_NAMES = ("default", "process", "thread", "asyncio", "celery")
+_PRIORITY_LIMIT = 1_000_000
+_MAX_SECONDS = 366 * 24 * 3600.0  # backoff, grace and timeout bounds: one year
+
+#: §1 fields a schedule is created with unless told otherwise.
+SCHEDULE_DEFAULTS: dict[str, Any] = {
+    "description": None,
+    "enabled": True,
+    "priority": 0,
+    "max_instances": 1,
+    "overlap": Overlap.SKIP.value,
+    "misfire_grace_time": 60.0,
+    "coalesce": True,
+    "max_attempts": None,
+    "max_recoveries": 3,
+    "retry_backoff": 10.0,
+    "timeout": None,
+    "chain": [],
+    "executor": "default",
+    "sla_seconds": 60,
+    "labels": {},
+    "source": Source.CODE.value,
+}
+#: Fields nobody sets: the store computes them.
+READ_ONLY_FIELDS = frozenset(
+    {"id", "tenant", "state", "next_run_at", "last_run_at", "last_run_state", "version"}
+    | {"created_at", "updated_at", "deleted_at", "created_by"}
+)
+#: Fields whose change recomputes ``next_run_at`` from now.
+TIMING_FIELDS = frozenset({"trigger", "timezone", "start_date", "end_date"})
+
+
+# ---------------------------------------------------------------- field validation
+
+
+def check_name(value: object, field: str = "name") -> str:
+    """Return a valid schedule (or tenant) name; ValidationError otherwise."""
+    if not isinstance(value, str):
+        raise ValidationError(f"must be a string, got {type(value).__name__}", field=field)
+    if not 1 <= len(value) <= MAX_NAME_LENGTH:
+        raise ValidationError(f"must be 1–{MAX_NAME_LENGTH} characters long", field=field)
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
+        raise ValidationError("must not contain control characters", field=field)
+    if value != value.strip():
+        raise ValidationError("must not start or end with whitespace", field=field)
+    return value
+
+
+def _bool(field: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(f"must be true or false, got {value!r}", field=field)
+    return value
+
+
+def _int(field: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"must be an integer, got {value!r}", field=field)
+    if not low <= value <= high:
+        raise ValidationError(f"must be from {low} to {high}, got {value}", field=field)
+    return value
+
+
+def _seconds(field: str, value: object, *, low: float = 0.0, strict: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"must be a number of seconds, got {value!r}", field=field)
+    number = float(value)
+    too_low = number <= low if strict else number < low
+    if not math.isfinite(number) or too_low or number > _MAX_SECONDS:
+        bound = f"> {low:g}" if strict else f"≥ {low:g}"
+        raise ValidationError(f"must be {bound} and ≤ {_MAX_SECONDS:.0f} seconds", field=field)
+    return number
+
+
+def _json_object(field: str, value: object) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"must be an object, got {type(value).__name__}", field=field)
+    try:
+        encoded = json.dumps(dict(value), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"must be JSON: {exc}", field=field) from exc
+    if len(encoded.encode()) > MAX_PAYLOAD_BYTES:
+        raise ValidationError(f"is larger than {MAX_PAYLOAD_BYTES // 1024} KiB", field=field)
+    result: dict[str, Any] = json.loads(encoded)
+    return result
+
+
+def _choice(field: str, value: object, choices: Iterable[str]) -> str:
+    options = list(choices)
+    if not isinstance(value, str) or value not in options:
+        raise ValidationError(f"must be one of {', '.join(options)}; got {value!r}", field=field)
+    return value
+
+
+def _executor(field: str, value: object) -> str:
+    if isinstance(value, str) and value.startswith("celery:") and len(value) > len("celery:"):
+        queue = value.split(":", 1)[1]
+        if queue.strip() == queue and queue.isprintable() and len(value) <= 64:
+            return value
+    return _choice(field, value, EXECUTOR_NAMES)
+
+
+def _description(field: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION_LENGTH:
+        raise ValidationError(
+            f"must be a string of at most {MAX_DESCRIPTION_LENGTH} characters", field=field
+        )
+    return value
+
+
+def _chain(field: str, value: object) -> list[str]:
+    if not isinstance(value, list | tuple) or len(value) > MAX_CHAIN_LENGTH:
+        raise ValidationError(
+            f"must be a list of at most {MAX_CHAIN_LENGTH} schedule names", field=field
+        )
+    return [check_name(item, f"{field}.{index}") for index, item in enumerate(value)]
+
+
+def _optional(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    return lambda field, value: None if value is None else check(field, value)
+
+
+_FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "description": _description,
+    "enabled": _bool,
+    "coalesce": _bool,
+    "priority": lambda f, v: _int(f, v, -_PRIORITY_LIMIT, _PRIORITY_LIMIT),
+    "max_instances": lambda f, v: _int(f, v, 1, 100),
+    "max_attempts": _optional(lambda f, v: _int(f, v, 1, 1000)),
+    "max_recoveries": lambda f, v: _int(f, v, 0, 100),
+    "sla_seconds": lambda f, v: _int(f, v, 0, int(_MAX_SECONDS)),
+    "misfire_grace_time": _optional(_seconds),
+    "retry_backoff": _seconds,
+    "timeout": _optional(lambda f, v: _seconds(f, v, strict=True)),
+    "overlap": lambda f, v: _choice(f, v, [o.value for o in Overlap]),
+    "source": lambda f, v: _choice(f, v, [s.value for s in Source]),
+    "executor": _executor,
+    "chain": _chain,
+    "labels": _json_object,
+}
+
+
+def validate_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate plain §1 fields; unknown and read-only names are refused by name."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in READ_ONLY_FIELDS:
+            raise ValidationError("is read-only", field=key)
+        check = _FIELD_CHECKS.get(key)
+        if check is None:
+            raise ValidationError("is not a schedule field", field=key)
+        out[key] = check(key, value)
+    return out
+
+
+def _instant(field: str, value: object, zone: str) -> datetime | None:
+    """Parse an optional datetime (ISO string or datetime); naive values are read in ``zone``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValidationError(f"{value!r} is not an ISO 8601 datetime", field=field) from None
+    if not isinstance(value, datetime):
+        raise ValidationError(f"must be a datetime, got {type(value).__name__}", field=field)
+    return ensure_aware(value, get_zone(zone))
+
+
+def check_timezone(value: object) -> str:
+    """Return a valid IANA zone name (UnknownTimezoneError, field ``timezone``)."""
+    if not isinstance(value, str):
+        raise UnknownTimezoneError(
+            f"must be an IANA zone name, got {type(value).__name__}", field="timezone"
+        )
+    get_zone(value)
+    return value
+
+
+def check_creator(value: object) -> str:
+    """Return a ``<tenant>:<role>`` creator string."""
+    if not isinstance(value, str) or ":" not in value or len(value) > 64:
+        raise ValidationError("must be '<tenant>:<role>' (e.g. '*:admin')", field="created_by")
+    return value
+
+
+# ---------------------------------------------------------------- trigger planning
+
+
+def plan_trigger(
+    spec: object,
+    *,
+    timezone: str,
+    start_at: datetime | None,
+    end_at: datetime | None,
+    anchor_default: datetime,
+    now: datetime,
+    misfire_grace_time: float | None,
+) -> tuple[dict[str, Any], datetime]:
+    """Return the normalised spec and the first fire after ``now``; refuse one that never fires.
+
+    A one-off date in the past is accepted within ``misfire_grace_time`` (it fires at once).
+    """
+    if not isinstance(spec, str | Mapping):
+        raise InvalidTriggerError("must be a cron string or a trigger object", field="trigger")
+    if start_at is not None and end_at is not None and end_at < start_at:
+        raise InvalidTriggerError("must not be before start_date", field="end_date")
+    anchor_at = start_at or anchor_default
+    normalized = normalize_spec(spec, timezone=timezone, start_at=anchor_at, now=anchor_at)
+    trigger = build_trigger(normalized, timezone, start_at=start_at, end_at=end_at)
+    first = trigger.next_fire_time(now)
+    if first is not None:
+        return normalized, first
+    if normalized.get("type") == "date":
+        return normalized, _past_date_fire(normalized, trigger, now, misfire_grace_time)
+    if end_at is not None and end_at <= now:
+        raise InvalidTriggerError("is in the past: the schedule would never fire", field="end_date")
+    raise InvalidTriggerError("never fires after now", field="trigger")
+
+
+def _past_date_fire(
+    spec: Mapping[str, Any], trigger: Trigger, now: datetime, grace: float | None
+) -> datetime:
+    run_at = datetime.fromisoformat(spec["run_at"])
+    in_window = trigger.next_fire_time(run_at - timedelta(microseconds=1)) == run_at
+    if not in_window:
+        raise InvalidTriggerError(
+            "run_at lies outside start_date/end_date: it would never fire", field="trigger.run_at"
+        )
+    if not date_in_past_ok(run_at, now, grace):
+        raise InvalidTriggerError(
+            f"{run_at.isoformat()} is in the past by more than misfire_grace_time "
+            f"({grace:g} s); pick a future time",
+            field="trigger.run_at",
+        )
+    return run_at
+
+
+def schedule_trigger(schedule: Schedule) -> Trigger:
+    """Rebuild a stored schedule's trigger."""
+    return build_trigger(
+        schedule.trigger,
+        schedule.timezone,
+        start_at=schedule.start_date,
+        end_at=schedule.end_date,
+    )
+
+
+def _state_for(enabled: bool, next_run_at: datetime | None) -> tuple[str, datetime | None]:
+    if next_run_at is None:
+        return ScheduleState.COMPLETED.value, None
+    if not enabled:
+        return ScheduleState.PAUSED.value, None
+    return ScheduleState.ACTIVE.value, next_run_at
+
+
+# ---------------------------------------------------------------- the shared core
+
+
+class _Core:
+    """What every tenant view of one Scheduler shares: settings, store, registry, engine."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None,
+        registry: Any,
+        migrate: bool,
+    ) -> None:
+        from duetime.jobs.registry import default_registry, import_job_modules
+        from duetime.store.migrate import upgrade_database
+
+        self.settings = settings
+        if migrate:
+            upgrade_database(settings.database_url)
+        import_job_modules(settings.jobs)
+        self.registry = registry if registry is not None else default_registry
+        self.clock: Clock = clock or _default_clock(settings.database_url)
+        self.store = SQLAlchemyStore(settings.database_url, clock=self.clock)
+        try:
+            self.store.check_schema()
+        except Exception:
+            self.store.dispose()
+            raise
+        if clock is None:
+            self._sample_clock()
+        self.engine: Any = None
+        self.lock = threading.RLock()
+
+    def _sample_clock(self) -> None:
+        if self.store.dialect == "postgresql" and isinstance(self.clock, OffsetClock):
+            offset = (self.store.db_now() - SystemClock().now()).total_seconds()
+            self.clock.set_offset(offset)
+
+    def new_engine(self) -> Any:
+        """Build an engine (and its executor) for this database."""
+        factory = importlib.import_module("duetime.executors.factory")
+        engine_module = importlib.import_module("duetime.engine")
+        executor = factory.create_executor(
+            self.settings.executor,
+            concurrency=self.settings.concurrency,
+            registry=self.registry,
+            jobs_modules=list(self.settings.jobs),
+            clock=self.clock,
+        )
+        return engine_module.Engine(
+            self.store,
+            registry=self.registry,
+            executor=executor,
+            clock=self.clock,
+            settings=self.settings,
+            database_url_for_jobs=self.store.url,
+        )
+
+
+def _default_clock(database_url: str) -> Clock:
+    """SystemClock on SQLite; on PostgreSQL a clock corrected to the database's now()."""
+    backend = sa.make_url(normalize_url(database_url)).get_backend_name()
+    return OffsetClock() if backend == "postgresql" else SystemClock()
+
+
+def _settings_from(settings: Settings | None, overrides: Mapping[str, Any]) -> Settings:
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    if settings is None:
+        return load_settings(**clean)
+    return settings.model_copy(update=clean) if clean else settings
+
+
+def _run_blocking(make: Callable[[], Any]) -> Any:
+    """Run the coroutine ``make()`` to completion, even when called from a running loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(make())
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="duetime-run-pending")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+# ---------------------------------------------------------------- the facade
+
+
+class Scheduler:
+    """Schedules, runs and the engine of one database, scoped to one tenant."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        timezone: str | None = None,
+        concurrency: int | None = None,
+        executor: str | None = None,
+        jobs: Iterable[str] | None = None,
+        tenant: str | None = None,
+        clock: Clock | None = None,
+        settings: Settings | None = None,
+        registry: Any = None,
+        migrate: bool = False,
+    ) -> None:
+        overrides = {
+            "database_url": database_url,
+            "timezone": timezone,
+            "concurrency": concurrency,
+            "executor": executor,
+            "jobs": list(jobs) if jobs is not None else None,
+            "tenant": tenant,
+        }
+        resolved = _settings_from(settings, overrides)
+        check_timezone(resolved.timezone)
+        self._core = _Core(resolved, clock, registry, migrate)
+        self.tenant = check_name(resolved.tenant, "tenant")
+
+    @classmethod
+    def _view(cls, core: _Core, tenant: str) -> Scheduler:
+        view = cls.__new__(cls)
+        view._core = core
+        view.tenant = tenant
+        return view
+
+    def for_tenant(self, tenant: str) -> Scheduler:
+        """Return a view of the same database scoped to ``tenant`` (``*`` = every tenant)."""
+        return type(self)._view(self._core, check_name(tenant, "tenant"))
+
+    # -- properties
+    @property
+    def store(self) -> SQLAlchemyStore:
+        """The underlying store (for the engine, API and tests)."""
+        return self._core.store
+
+    @property
+    def settings(self) -> Settings:
+        """The resolved settings."""
+        return self._core.settings
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every operation reads ``now`` from."""
+        return self._core.clock
+
+    @property
+    def registry(self) -> Any:
+        """The job registry used for validation and execution."""
+        return self._core.registry
+
+    def _now(self) -> datetime:
+        return self._core.clock.now()
+
+    # -- jobs
+    def _check_job(self, job: object, parameters: object, *, by: str) -> tuple[str, dict[str, Any]]:
+        """Return (job, validated parameters); the job must be registered or published."""
+        if not isinstance(job, str) or not job or len(job) > MAX_NAME_LENGTH:
+            raise UnknownJobError("must be a job type name", field="job")
+        params = _json_object("parameters", {} if parameters is None else parameters)
+        if _shell_requires_admin(job) and by != TRUSTED_CREATOR:
+            raise ValidationError(f"only an admin of tenant '*' may schedule {job!r}", field="job")
+        job_type = self.registry.find(job)
+        if job_type is not None:
+            validated = job_type.validate(params)
+        else:
+            validated = self._validate_published(job, params)
+        return job, _json_object("parameters", validated)
+
+    def _validate_published(self, job: str, params: dict[str, Any]) -> dict[str, Any]:
+        from duetime.jobs.registry import validate_against_schema
+
+        published = self.store.job_type(job)
+        if published is None:
+            known = ", ".join(sorted(t.name for t in self.registry.all())) or "none"
+            raise UnknownJobError(
+                f"unknown job type {job!r} (registered here: {known}; none published by that "
+                "name — add its module to DUETIME_JOBS)",
+                field="job",
+            )
+        try:
+            result: dict[str, Any] = validate_against_schema(published["parameter_schema"], params)
+        except InvalidParametersError:
+            raise
+        return result
+
+    def _settings_source(self, job: str) -> Any:
+        found = self.registry.find(job)
+        if found is not None:
+            return found
+        return self.store.job_type(job)
+
+    def job_types(self) -> list[dict[str, Any]]:
+        """Job types known here (registry) and published by engines, by name."""
+        published = {row["name"]: row for row in self.store.job_types()}
+        for job_type in self.registry.all():
+            row = dict(job_type.publication())
+            row.update(timeout=job_type.timeout, max_attempts=job_type.max_attempts)
+            published[job_type.name] = {**published.get(job_type.name, {}), **row}
+        return [published[name] for name in sorted(published)]
+
+    def publish_job_types(self, *, published_by: str | None = None) -> int:
+        """Publish this process's job types to ``duetime_job_types``."""
+        return self.store.publish_job_types(self.registry.all(), published_by=published_by)
+
+    # -- schedules
+    def add_schedule(
+        self,
+        name: str,
+        job: str,
+        trigger: str | Mapping[str, Any],
+        *,
+        timezone: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        created_by: str = TRUSTED_CREATOR,
+        **fields: Any,
+    ) -> Schedule:
+        """Validate and create a schedule; ConflictError when the name is taken."""
+        if self.tenant == ALL_TENANTS:
+            raise ValidationError("pick a concrete tenant to create schedules in", field="tenant")
+        now = self._now()
+        zone = check_timezone(timezone if timezone is not None else self.settings.timezone)
+        start_at = _instant("start_date", fields.pop("start_date", None), zone)
+        end_at = _instant("end_date", fields.pop("end_date", None), zone)
+        record = {**SCHEDULE_DEFAULTS, **validate_fields(fields)}
+        name = check_name(name)
+        creator = check_creator(created_by)
+        job, params = self._check_job(job, parameters, by=creator)
+        _check_chain_target(record["chain"], name)
+        spec, first = plan_trigger(
+            trigger,
+            timezone=zone,
+            start_at=start_at,
+            end_at=end_at,
+            anchor_default=now,
+            now=now,
+            misfire_grace_time=record["misfire_grace_time"],
+        )
+        state, next_run_at = _state_for(record["enabled"], first)
+        values = {
+            **record,
+            "id": str(uuid.uuid4()),
+            "tenant": self.tenant,
+            "name": name,
+            "job": job,
+            "parameters": params,
+            "trigger": spec,
+            "timezone": zone,
+            "start_date": start_at,
+            "end_date": end_at,
+            "state": state,
+            "next_run_at": next_run_at,
+            "created_by": creator,
+            "last_run_at": None,
+            "last_run_state": None,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+        }
+        return self.store.create_schedule(values)
+
+    def get_schedule(self, name_or_id: str) -> Schedule:
+        """Return a live schedule by name or id (NotFoundError otherwise)."""
+        return self.store.get_schedule(self.tenant, name_or_id)
+
+    def list_schedules(
+        self,
+        *,
+        state: str | None = None,
+        job: str | None = None,
+        enabled: bool | None = None,
+        name_prefix: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Schedule]:
+        """Return live schedules, oldest first; pass ``next_cursor`` back for the next page."""
+        if state is not None:
+            state = _choice("state", state, [s.value for s in ScheduleState])
+        if enabled is not None:
+            enabled = _bool("enabled", enabled)
+        return self.store.list_schedules(
+            self.tenant,
+            state=state,
+            job=job,
+            enabled=enabled,
+            name_prefix=name_prefix,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def update_schedule(
+        self,
+        name_or_id: str,
+        *,
+        expected_version: int | None = None,
+        edited_by: str = TRUSTED_CREATOR,
+        **changes: Any,
+    ) -> Schedule:
+        """Validate and apply ``changes``; timing edits recompute ``next_run_at`` from now."""
+        if expected_version is not None:
+            expected_version = _int("expected_version", expected_version, 1, 2**31 - 1)
+        editor = check_creator(edited_by)
+        now = self._now()
+        return self.store.modify_schedule(
+            self.tenant,
+            name_or_id,
+            lambda current: self._edit(current, changes, now, editor),
+            expected_version=expected_version,
+        )
+
+    def _edit(
+        self, current: Schedule, changes: Mapping[str, Any], now: datetime, editor: str
+    ) -> ScheduleChanges | None:
+        changes = dict(changes)
+        values: dict[str, Any] = {}
+        if "name" in changes:
+            values["name"] = check_name(changes.pop("name"))
+        if "timezone" in changes:
+            values["timezone"] = check_timezone(changes.pop("timezone"))
+        zone = values.get("timezone", current.timezone)
+        for key in ("start_date", "end_date"):
+            if key in changes:
+                values[key] = _instant(key, changes.pop(key), zone)
+        trigger = changes.pop("trigger", None)
+        job = changes.pop("job", None)
+        parameters = changes.pop("parameters", None)
+        values.update(validate_fields(changes))
+        if job is not None or parameters is not None or _shell_requires_admin(current.job):
+            values["job"], values["parameters"] = self._check_job(
+                job if job is not None else current.job,
+                parameters if parameters is not None else current.parameters,
+                by=editor,
+            )
+        if trigger is not None:
+            values["trigger"] = trigger
+        merged = {**current.to_dict(), **values}
+        _check_chain_target(merged["chain"], merged["name"])
+        return _timing_changes(current, merged, values, now)
+
+    def delete_schedule(self, name_or_id: str) -> Schedule:
+        """Soft-delete: the name becomes reusable, pending runs are cancelled, history stays."""
+        now = self._now()
+        return self.store.modify_schedule(
+            self.tenant,
+            name_or_id,
+            lambda _current: ScheduleChanges(
+                {"deleted_at": now, "next_run_at": None}, cancel_pending=True
+            ),
+        )
+
+    def pause(self, name_or_id: str) -> Schedule:
+        """Stop firing; pending runs are cancelled, running ones finish."""
+        return self.store.modify_schedule(self.tenant, name_or_id, _pause_changes)
+
+    def resume(self, name_or_id: str) -> Schedule:
+        """Fire again from the next fire after now (an interval keeps its grid; no burst)."""
+        now = self._now()
+        return self.store.modify_schedule(
+            self.tenant, name_or_id, lambda current: _resume_changes(current, now)
+        )
+
+    def next_fire_times(self, name_or_id: str, count: int = 5) -> list[datetime]:
+        """Return the schedule's next ``count`` fires after now (UTC)."""
+        count = _int("count", count, 1, MAX_NEXT_FIRE_COUNT)
+        trigger = schedule_trigger(self.get_schedule(name_or_id))
+        fires: list[datetime] = []
+        after = self._now()
+        while len(fires) < count:
+            fire = trigger.next_fire_time(after)
+            if fire is None:
+                break
+            fires.append(fire)
+            after = fire
+        return fires
+
+    def recalculate_next_runs(self) -> int:
+        """Recompute ``next_run_at`` of every active schedule (not yet due ones); return changes."""
+        changed = 0
+        for schedule in self.store.active_schedules(self.tenant):
+            change = functools.partial(_recalculated, now=self._now())
+            updated = self.store.modify_schedule(schedule.tenant, schedule.id, change)
+            moved = (updated.next_run_at, updated.state) != (schedule.next_run_at, schedule.state)
+            changed += moved
+        return changed
+
+    # -- runs
+    def trigger(self, name_or_id: str, parameters: Mapping[str, Any] | None = None) -> Run:
+        """Create a ``manual`` run available now (works on a paused schedule)."""
+        schedule = self.get_schedule(name_or_id)
+        params = dict(schedule.parameters)
+        if parameters is not None:
+            params.update(_json_object("parameters", parameters))
+            _job, params = self._check_job(schedule.job, params, by=TRUSTED_CREATOR)
+        return self._new_run(schedule, RunKind.MANUAL, params)
+
+    def _new_run(
+        self, schedule: Schedule, kind: RunKind, parameters: Mapping[str, Any], **extra: Any
+    ) -> Run:
+        now = self._now()
+        resolved = rows.resolve_run_settings(schedule, self._settings_source(schedule.job))
+        values = rows.new_run_values(
+            schedule=schedule,
+            tenant=schedule.tenant,
+            job=schedule.job,
+            parameters=parameters,
+            kind=kind,
+            scheduled_for=now,
+            available_at=now,
+            now=now,
+            max_attempts=resolved["max_attempts"],
+            timeout=resolved["timeout"],
+            priority=schedule.priority,
+            executor=schedule.executor,
+            max_recoveries=schedule.max_recoveries,
+            retry_backoff=schedule.retry_backoff,
+            **extra,
+        )
+        return self.store.insert_run(values)
+
+    def rerun(self, run_id: str) -> Run:
+        """Run a finished run again (kind ``rerun``, ``parent_run_id`` set)."""
+        original = self.get_run(run_id)
+        if not original.state.is_terminal:
+            raise ConflictError(f"run {run_id} is still {original.state}; cancel it first")
+        if original.schedule_id is None:
+            raise ConflictError(f"run {run_id} has no schedule to run again")
+        schedule = self.store.get_schedule(self.tenant, original.schedule_id, include_deleted=True)
+        if schedule.deleted_at is not None:
+            raise ConflictError(f"schedule {schedule.name!r} of run {run_id} was deleted")
+        return self._new_run(
+            schedule, RunKind.RERUN, original.parameters, parent_run_id=original.id
+        )
+
+    def cancel(self, run_id: str) -> Run:
+        """Cancel a pending run, or ask the engine to stop a running one."""
+        return self.store.request_cancel(self.tenant, run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        """Return a run by id (NotFoundError otherwise)."""
+        return self.store.get_run(self.tenant, run_id)
+
+    def get_runs(
+        self,
+        schedule: str | None = None,
+        state: str | Iterable[str] | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Run]:
+        """Return runs, newest first, optionally of one schedule (name or id) and state(s)."""
+        schedule_id = None
+        if schedule is not None:
+            schedule_id = self.store.get_schedule(self.tenant, schedule, include_deleted=True).id
+        states = None
+        if state is not None:
+            given = [state] if isinstance(state, str) else list(state)
+            states = [_choice("state", s, [r.value for r in RunState]) for s in given]
+        if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
+            raise ValidationError("must be a tz-aware datetime", field="since")
+        return self.store.list_runs(
+            self.tenant,
+            schedule_id=schedule_id,
+            states=states,
+            since=since,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    # -- operations
+    def status(self) -> dict[str, Any]:
+        """Instances with heartbeats, schedules by state, queue, running, upcoming, failures."""
+        now = self._now()
+        counts = self.store.status_counts(self.tenant, now=now, next_count=STATUS_NEXT_FIRES)
+        alive_after = now - timedelta(seconds=ALIVE_HEARTBEATS * self.settings.heartbeat_seconds)
+        instances = self.store.list_instances(since=now - timedelta(days=1))
+        for instance in instances:
+            instance["alive"] = (
+                instance["stopped_at"] is None and instance["heartbeat_at"] >= alive_after
+            )
+        recent = counts["last_24h"]
+        failures = recent.get(RunState.FAILED.value, 0) + recent.get(RunState.TIMED_OUT.value, 0)
+        return {
+            "tenant": self.tenant,
+            "now": now,
+            "instances": instances,
+            **counts,
+            "failures_24h": failures,
+            "engine_running": self.engine_running,
+        }
+
+    def cleanup_history(
+        self, older_than_days: float | None = None, keep_last: int | None = None
+    ) -> int:
+        """Delete finished runs past retention, keeping the last ``keep_last`` per schedule."""
+        days = self.settings.history_retention_days if older_than_days is None else older_than_days
+        keep = self.settings.history_keep_last if keep_last is None else keep_last
+        days = _seconds("older_than_days", days)
+        keep = _int("keep_last", keep, 0, 1_000_000)
+        return self.store.cleanup_history(now=self._now(), older_than_days=days, keep_last=keep)
+
+    def check_schedules(self) -> list[Run]:
+        """Fire every due schedule now (DESIGN §3.1 step 1) and wake a running engine."""
+        claims = importlib.import_module("duetime.store.claims")
+        created: list[Run] = claims.fire_due(
+            self.store,
+            now=self._now(),
+            lookahead_seconds=self.settings.lookahead_seconds,
+        )
+        self._wake()
+        return created
+
+    def _wake(self) -> None:
+        engine = self._core.engine
+        if engine is not None:
+            engine.wake()
+
+    # -- engine
+    @property
+    def engine_running(self) -> bool:
+        """True while an engine started by :meth:`start` runs in this process."""
+        engine = self._core.engine
+        return bool(engine is not None and engine.running)
+
+    def run_pending(self) -> list[Run]:
+        """Fire due schedules; without a running engine also run due runs and wait for them."""
+        if self.engine_running:
+            return self.check_schedules()
+        engine = self._core.new_engine()
+        runs: list[Run] = _run_blocking(engine.run_pending)
+        return runs
+
+    def start(self) -> None:
+        """Start the engine in a background thread (idempotent)."""
+        with self._core.lock:
+            if self.engine_running:
+                return
+            engine = self._core.new_engine()
+            engine.start_background()
+            self._core.engine = engine
+
+    def stop(self, wait: bool = True) -> None:
+        """Stop the background engine (gracefully when ``wait``)."""
+        with self._core.lock:
+            engine, self._core.engine = self._core.engine, None
+        if engine is not None:
+            engine.stop(wait=wait)
+
+    def run_forever(self) -> None:
+        """Run the engine in this thread until SIGTERM/SIGINT."""
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+        engine = self._core.new_engine()
+        with self._core.lock:
+            self._core.engine = engine
+        try:
+            await engine.run(stop)
+        finally:
+            with self._core.lock:
+                self._core.engine = None
+
+    def close(self) -> None:
+        """Stop the engine (if any) and release database connections."""
+        self.stop()
+        self.store.dispose()
+
+    def __enter__(self) -> Scheduler:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------- schedule changes
+
+
+def _shell_requires_admin(job: str) -> bool:
+    from duetime.jobs.builtins import shell_requires_admin
+
+    return shell_requires_admin(job)
+
+
+def _check_chain_target(chain: list[str], name: str) -> None:
+    if name in chain:
+        raise ValidationError("a schedule cannot chain to itself", field="chain")
+
+
+def _timing_changes(
+    current: Schedule, merged: Mapping[str, Any], values: dict[str, Any], now: datetime
+) -> ScheduleChanges | None:
+    """Recompute timing when a timing field or ``enabled`` changed; drop unchanged values."""
+    timing = any(key in values for key in TIMING_FIELDS)
+    first: datetime | None = None
+    if timing:
+        anchor_default = current.created_at or now
+        values["trigger"], first = plan_trigger(
+            merged["trigger"],
+            timezone=merged["timezone"],
+            start_at=merged["start_date"],
+            end_at=merged["end_date"],
+            anchor_default=anchor_default,
+            now=now,
+            misfire_grace_time=merged["misfire_grace_time"],
+        )
+    enabled = merged["enabled"]
+    if timing or enabled != current.enabled:
+        if not timing:
+            first = schedule_trigger(current).next_fire_time(now)
+        values["state"], values["next_run_at"] = _state_for(enabled, first)
+    cancel = current.enabled and not enabled
+    current_values = current.to_dict()
+    diff = {k: v for k, v in values.items() if current_values.get(k) != v}
+    return ScheduleChanges(diff, cancel_pending=cancel) if diff else None
+
+
+def _pause_changes(current: Schedule) -> ScheduleChanges | None:
+    if not current.enabled:
+        return None
+    state = current.state
+    if state == ScheduleState.ACTIVE:
+        state = ScheduleState.PAUSED
+    return ScheduleChanges(
+        {"enabled": False, "state": state.value, "next_run_at": None}, cancel_pending=True
+    )
+
+
+def _resume_changes(current: Schedule, now: datetime) -> ScheduleChanges | None:
+    if current.enabled and current.state != ScheduleState.PAUSED:
+        return None
+    state, next_run_at = _state_for(True, schedule_trigger(current).next_fire_time(now))
+    return ScheduleChanges({"enabled": True, "state": state, "next_run_at": next_run_at})
+
+
+def _recalculated(current: Schedule, now: datetime) -> ScheduleChanges | None:
+    if current.state != ScheduleState.ACTIVE or (
+        current.next_run_at is not None and current.next_run_at <= now
+    ):
+        return None  # paused meanwhile, or due: the fire step owns it
+    state, next_run_at = _state_for(True, schedule_trigger(current).next_fire_time(now))
+    if next_run_at == current.next_run_at and state == current.state.value:
+        return None
+    return ScheduleChanges({"state": state, "next_run_at": next_run_at}, bump_version=False)
+
+
+# ---------------------------------------------------------------- async facade
+
+
+class AsyncScheduler:
+    """The :class:`Scheduler` surface with ``await`` (blocking calls run in a thread)."""
+
+    def __init__(self, database_url: str | None = None, **kwargs: Any) -> None:
+        self._sync = Scheduler(database_url, **kwargs)
+
+    @classmethod
+    def wrap(cls, scheduler: Scheduler) -> AsyncScheduler:
+        """Return an async facade over an existing Scheduler (or tenant view)."""
+        view = cls.__new__(cls)
+        view._sync = scheduler
+        return view
+
+    @property
+    def sync(self) -> Scheduler:
+        """The wrapped synchronous facade."""
+        return self._sync
+
+    @property
+    def tenant(self) -> str:
+        """The tenant this view is scoped to."""
+        return self._sync.tenant
+
+    def for_tenant(self, tenant: str) -> AsyncScheduler:
+        """Return a view scoped to ``tenant``."""
+        return AsyncScheduler.wrap(self._sync.for_tenant(tenant))
+
+    async def _call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(method, *args, **kwargs)
+
+    async def add_schedule(self, *args: Any, **kwargs: Any) -> Schedule:
+        """See :meth:`Scheduler.add_schedule`."""
+        return await self._call(self._sync.add_schedule, *args, **kwargs)
+
+    async def update_schedule(self, *args: Any, **kwargs: Any) -> Schedule:
+        """See :meth:`Scheduler.update_schedule`."""
+        return await self._call(self._sync.update_schedule, *args, **kwargs)
+
+    async def delete_schedule(self, name_or_id: str) -> Schedule:
+        """See :meth:`Scheduler.delete_schedule`."""
+        return await self._call(self._sync.delete_schedule, name_or_id)
+
+    async def pause(self, name_or_id: str) -> Schedule:
+        """See :meth:`Scheduler.pause`."""
+        return await self._call(self._sync.pause, name_or_id)
+
+    async def resume(self, name_or_id: str) -> Schedule:
+        """See :meth:`Scheduler.resume`."""
+        return await self._call(self._sync.resume, name_or_id)
+
+    async def get_schedule(self, name_or_id: str) -> Schedule:
+        """See :meth:`Scheduler.get_schedule`."""
+        return await self._call(self._sync.get_schedule, name_or_id)
+
+    async def list_schedules(self, **kwargs: Any) -> Page[Schedule]:
+        """See :meth:`Scheduler.list_schedules`."""
+        return await self._call(self._sync.list_schedules, **kwargs)
+
+    async def trigger(self, name_or_id: str, parameters: Mapping[str, Any] | None = None) -> Run:
+        """See :meth:`Scheduler.trigger`."""
+        return await self._call(self._sync.trigger, name_or_id, parameters)
+
+    async def rerun(self, run_id: str) -> Run:
+        """See :meth:`Scheduler.rerun`."""
+        return await self._call(self._sync.rerun, run_id)
+
+    async def cancel(self, run_id: str) -> Run:
+        """See :meth:`Scheduler.cancel`."""
+        return await self._call(self._sync.cancel, run_id)
+
+    async def get_run(self, run_id: str) -> Run:
+        """See :meth:`Scheduler.get_run`."""
+        return await self._call(self._sync.get_run, run_id)
+
+    async def get_runs(self, *args: Any, **kwargs: Any) -> Page[Run]:
+        """See :meth:`Scheduler.get_runs`."""
+        return await self._call(self._sync.get_runs, *args, **kwargs)
+
+    async def next_fire_times(self, name_or_id: str, count: int = 5) -> list[datetime]:
+        """See :meth:`Scheduler.next_fire_times`."""
+        return await self._call(self._sync.next_fire_times, name_or_id, count)
+
+    async def status(self) -> dict[str, Any]:
+        """See :meth:`Scheduler.status`."""
+        return await self._call(self._sync.status)
+
+    async def job_types(self) -> list[dict[str, Any]]:
+        """See :meth:`Scheduler.job_types`."""
+        return await self._call(self._sync.job_types)
+
+    async def cleanup_history(
+        self, older_than_days: float | None = None, keep_last: int | None = None
+    ) -> int:
+        """See :meth:`Scheduler.cleanup_history`."""
+        return await self._call(self._sync.cleanup_history, older_than_days, keep_last)
+
+    async def recalculate_next_runs(self) -> int:
+        """See :meth:`Scheduler.recalculate_next_runs`."""
+        return await self._call(self._sync.recalculate_next_runs)
+
+    async def check_schedules(self) -> list[Run]:
+        """See :meth:`Scheduler.check_schedules`."""
+        return await self._call(self._sync.check_schedules)
+
+    async def run_pending(self) -> list[Run]:
+        """See :meth:`Scheduler.run_pending` (runs on this event loop when no engine runs)."""
+        if self._sync.engine_running:
+            return await self.check_schedules()
+        engine = self._sync._core.new_engine()
+        runs: list[Run] = await engine.run_pending()
+        return runs
+
+    async def start(self) -> None:
+        """See :meth:`Scheduler.start`."""
+        await self._call(self._sync.start)
+
+    async def stop(self, wait: bool = True) -> None:
+        """See :meth:`Scheduler.stop`."""
+        await self._call(self._sync.stop, wait)
+
+    async def run_forever(self) -> None:
+        """Run the engine on this loop until SIGTERM/SIGINT."""
+        await self._sync._serve()
+
+    async def close(self) -> None:
+        """Stop the engine and release connections."""
+        await self._call(self._sync.close)
+
+    async def __aenter__(self) -> AsyncScheduler:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
