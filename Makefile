@@ -15,8 +15,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# `make run`: a working scheduler with the demo jobs within seconds (SQLite, ./duetime.db).
+run: export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+run: export DUETIME_JOBS ?= examples.jobs
 run: $(STAMP)
-	$(BIN)/duetime cron validate "*/15 9-17 * * 1-5" --tz Europe/Stockholm
+	$(BIN)/duetime init
+	$(BIN)/duetime load examples/demo.yaml
+	$(BIN)/duetime force quick-hello
+	@echo "duetime: admin API key in .duetime/admin.key; database in ./duetime.db"
+	@echo "duetime: in another terminal try  .venv/bin/duetime runs list  or  .venv/bin/duetime show-schedule"
+	$(BIN)/duetime run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -14,6 +14,7 @@ never changed by a load; ``--prune`` only deletes schedules whose source is ``ma
 
 from __future__ import annotations
 
+import copy
 import enum
 import json
 import re
@@ -22,13 +23,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from duetime.errors import InvalidTriggerError, ValidationError
 from duetime.models import Overlap, Schedule, Source
 from duetime.triggers.tz import ensure_aware, get_zone
+
+if TYPE_CHECKING:
+    from duetime.scheduler import Scheduler
 
 Action = Literal["create", "update", "unchanged", "delete"]
 
@@ -150,6 +154,11 @@ class ManifestError(ValidationError):
         self.omitted = omitted
         first = self.problems[0] if self.problems else None
         super().__init__(str(first) if first else "invalid manifest", field=None)
+
+    @classmethod
+    def of(cls, problems: Sequence[ManifestProblem]) -> ManifestError:
+        """Return the error for ``problems``, keeping the first ``MAX_PROBLEMS``."""
+        return cls(problems[:MAX_PROBLEMS], omitted=max(0, len(problems) - MAX_PROBLEMS))
 
     def __str__(self) -> str:
         lines = [str(p) for p in self.problems]
@@ -303,7 +312,7 @@ def read_manifests(
         problems.extend(collector.items)
     problems.extend(_duplicate_names(desired))
     if problems:
-        raise ManifestError(problems[:MAX_PROBLEMS], omitted=max(0, len(problems) - MAX_PROBLEMS))
+        raise ManifestError.of(problems)
     return desired
 
 
@@ -845,3 +854,102 @@ def _same_trigger(new: Mapping[str, Any] | None, old: Mapping[str, Any]) -> bool
         if new.get(key) != old.get(key):
             return False
     return True
+
+
+# ------------------------------------------------------------------ applying
+
+
+def load_manifest(
+    scheduler: Scheduler,
+    sources: ManifestInput | Sequence[ManifestInput],
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+) -> Plan:
+    """Validate, plan and apply manifests through the facade, all in one transaction.
+
+    A dry run applies the plan too — so job parameters, past one-off dates and every other
+    check of the real path are made — and then rolls it back. Any problem raises
+    :class:`ManifestError` and changes nothing.
+    """
+    desired = read_manifests(
+        sources,
+        now=scheduler.clock.now(),
+        default_timezone=scheduler.settings.timezone,
+        tenant=scheduler.tenant,
+    )
+    existing = _all_schedules(scheduler)
+    plan = compute_plan(desired, existing, prune=prune, dry_run=dry_run)
+    if plan.has_changes:
+        _apply(scheduler, plan, rollback=dry_run)
+    plan.applied = not dry_run
+    return plan
+
+
+def _all_schedules(scheduler: Scheduler) -> list[Schedule]:
+    found: list[Schedule] = []
+    cursor: str | None = None
+    while True:
+        page = scheduler.list_schedules(limit=_LIST_PAGE, cursor=cursor)
+        found.extend(page.items)
+        cursor = page.next_cursor
+        if not cursor:
+            return found
+
+
+_LIST_PAGE = 500
+
+
+def _apply(scheduler: Scheduler, plan: Plan, *, rollback: bool) -> None:
+    from duetime.store.manifest_ops import shared_write
+
+    problems: list[ManifestProblem] = []
+    with shared_write(scheduler.store, rollback=rollback) as store:
+        view = _view_on(scheduler, store)
+        order: tuple[Action, ...] = ("delete", "update", "create")
+        for action in order:
+            for item in plan.of(action):
+                _apply_item(view, item, problems)
+        if problems:
+            raise ManifestError(
+                problems[:MAX_PROBLEMS], omitted=max(0, len(problems) - MAX_PROBLEMS)
+            )
+
+
+def _view_on(scheduler: Scheduler, store: Any) -> Scheduler:
+    """A tenant view of ``scheduler`` whose store is ``store`` (one shared transaction)."""
+    core = copy.copy(scheduler._core)
+    core.store = store
+    return type(scheduler)._view(core, scheduler.tenant)
+
+
+def _apply_item(view: Scheduler, item: PlanItem, problems: list[ManifestProblem]) -> None:
+    try:
+        if item.action == "delete":
+            view.delete_schedule(str(item.schedule_id))
+        elif item.action == "update":
+            changes = {c.field: c.new for c in item.changes}
+            view.update_schedule(str(item.schedule_id), **changes)
+        elif item.action == "create" and item.desired is not None:
+            _create(view, item.desired)
+    except ValidationError as exc:
+        desired = item.desired
+        file = desired.file if desired else "<database>"
+        prefix = f"schedules[{desired.index}]" if desired else item.name
+        path = f"{prefix}.{exc.field}" if exc.field else prefix
+        problems.append(ManifestProblem(file, path, exc.message))
+
+
+def _create(view: Scheduler, desired: DesiredSchedule) -> None:
+    values = dict(desired.values)
+    job, trigger, zone = values.pop("job"), values.pop("trigger"), values.pop("timezone")
+    parameters = values.pop("parameters", None)
+    view.add_schedule(
+        desired.name,
+        job,
+        trigger,
+        timezone=zone,
+        parameters=parameters,
+        source=Source.MANIFEST.value,
+        **values,
+    )

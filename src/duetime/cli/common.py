@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 import click
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from duetime.errors import (
     ConfigurationError,
@@ -34,6 +35,7 @@ from duetime.manifest import parse_duration as parse_duration
 
 if TYPE_CHECKING:
     from duetime.config import Settings
+    from duetime.scheduler import Scheduler
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -53,8 +55,18 @@ BAD_INPUT_ERRORS: tuple[type[BaseException], ...] = (
 
 DEBUG_ENV = "DUETIME_DEBUG"
 
+#: Width of tables written to a pipe or file (a terminal uses its own width).
+PIPE_WIDTH = 200
+
+
+def _width() -> int | None:
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return PIPE_WIDTH
+
+
 #: Rich output for humans (stdout) and for errors and progress (stderr).
-console = Console(highlight=False, soft_wrap=False)
+console = Console(highlight=False, soft_wrap=False, width=_width())
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # ------------------------------------------------------------------ shared options
@@ -82,31 +94,23 @@ def settings_for(**overrides: Any) -> Settings:
     return load_settings(**overrides)
 
 
-def open_scheduler(database: str | None = None, tenant: str | None = None) -> Any:
+def open_scheduler(database: str | None = None, tenant: str | None = None) -> Scheduler:
     """Build the facade the CLI acts through (the CLI never issues SQL itself)."""
-    from duetime.scheduler import Scheduler  # type: ignore[import-not-found, unused-ignore]
+    from duetime.scheduler import Scheduler
 
-    settings = settings_for(database_url=database, tenant=tenant)
-    return Scheduler(
-        database_url=settings.database_url,
-        timezone=settings.timezone,
-        concurrency=settings.concurrency,
-        executor=settings.executor,
-        jobs=list(settings.jobs),
-        tenant=settings.tenant,
-    )
+    return Scheduler(settings=settings_for(database_url=database, tenant=tenant))
 
 
 @contextmanager
-def scheduler_session(database: str | None = None, tenant: str | None = None) -> Iterator[Any]:
+def scheduler_session(
+    database: str | None = None, tenant: str | None = None
+) -> Iterator[Scheduler]:
     """Yield a facade for one command and release its connections afterwards."""
     scheduler = open_scheduler(database, tenant)
     try:
         yield scheduler
     finally:
-        close = getattr(scheduler, "close", None) or getattr(scheduler, "dispose", None)
-        if callable(close):
-            close()
+        scheduler.close()
 
 
 # ------------------------------------------------------------------ errors → exit codes
@@ -266,3 +270,179 @@ def fmt_seconds(seconds: float | None) -> str:
         if amount:
             out.append(f"{amount}{unit}")
     return "".join(out)
+
+
+# ------------------------------------------------------------------ listings
+
+#: The largest page the facade serves (DESIGN §4: limit ≤ 500).
+PAGE_LIMIT = 500
+SHORT_ID = 8
+
+
+def iter_pages(fetch: Callable[..., Any], *, limit: int, **filters: Any) -> Iterator[Any]:
+    """Yield up to ``limit`` items from a keyset-paginated facade listing."""
+    given = {k: v for k, v in filters.items() if v is not None}
+    cursor: str | None = None
+    remaining = limit
+    while remaining > 0:
+        page = fetch(limit=min(PAGE_LIMIT, remaining), cursor=cursor, **given)
+        yield from page.items[:remaining]
+        remaining -= len(page.items)
+        cursor = page.next_cursor
+        if not cursor or not page.items:
+            return
+
+
+def describe_trigger(spec: Mapping[str, Any], timezone: str = "UTC") -> str:
+    """Return a short human description of a stored trigger spec."""
+    try:
+        from duetime.triggers.spec import build_trigger
+
+        trigger = build_trigger(dict(spec), timezone)
+        describe = getattr(trigger, "describe", None)
+        if callable(describe):
+            text = str(describe())
+            return text.split(" from ")[0] if spec.get("type") == "interval" else text
+    except (DuetimeError, ValueError, TypeError):
+        pass
+    if spec.get("type") == "cron":
+        return str(spec.get("expression"))
+    return json.dumps({k: v for k, v in spec.items() if k != "version" and v})
+
+
+def local_instant(value: datetime | None, timezone: str) -> datetime | None:
+    """Return ``value`` on the wall clock of ``timezone`` (None stays None)."""
+    if value is None:
+        return None
+    from duetime.triggers.tz import get_zone
+
+    try:
+        return value.astimezone(get_zone(timezone))
+    except DuetimeError:
+        return value
+
+
+def schedule_json(schedule: Any) -> dict[str, Any]:
+    """Return a schedule's JSON with its next run on its own wall clock and a description."""
+    data: dict[str, Any] = jsonable(schedule)
+    local = local_instant(schedule.next_run_at, schedule.timezone)
+    data["next_run_local"] = local.isoformat() if local else None
+    data["trigger_description"] = describe_trigger(schedule.trigger, schedule.timezone)
+    return data
+
+
+def _local_cell(value: datetime | None, timezone: str) -> str:
+    local = local_instant(value, timezone)
+    if local is None:
+        return "-"
+    return f"{local.strftime('%Y-%m-%d %H:%M:%S')} {local.tzname() or timezone}"
+
+
+def schedule_table(items: list[Any], *, title: str | None = None) -> Table:
+    """One row per schedule: id, name, source, next run UTC and local, trigger, state, last."""
+    table = Table(title=title, title_justify="left")
+    for column in (
+        "id",
+        "name",
+        "source",
+        "next run (UTC)",
+        "next run (local)",
+        "trigger",
+        "state",
+        "last state",
+    ):
+        table.add_column(column, overflow="fold")
+    for s in items:
+        table.add_row(
+            s.id[:SHORT_ID],
+            s.name,
+            str(jsonable(s.source)),
+            fmt_instant(s.next_run_at),
+            _local_cell(s.next_run_at, s.timezone),
+            describe_trigger(s.trigger, s.timezone),
+            _state_cell(str(jsonable(s.state))),
+            _state_cell(str(jsonable(s.last_run_state)) if s.last_run_state else "-"),
+        )
+    return table
+
+
+_STATE_STYLES = {
+    "succeeded": "green",
+    "active": "green",
+    "running": "cyan",
+    "pending": "cyan",
+    "failed": "red",
+    "timed_out": "red",
+    "missed": "yellow",
+    "skipped": "yellow",
+    "paused": "yellow",
+    "cancelled": "magenta",
+}
+
+
+def _state_cell(state: str) -> str:
+    style = _STATE_STYLES.get(state)
+    return f"[{style}]{state}[/]" if style else state
+
+
+def schedule_names(scheduler: Any) -> dict[str, str]:
+    """Return ``{schedule id: name}`` of the live schedules (to label runs)."""
+    listing = iter_pages(scheduler.list_schedules, limit=MAX_NAMED_SCHEDULES)
+    return {s.id: s.name for s in listing}
+
+
+#: Schedules looked up to label runs with names.
+MAX_NAMED_SCHEDULES = 10_000
+
+
+def run_table(
+    items: list[Any], *, title: str | None = None, names: Mapping[str, str] | None = None
+) -> Table:
+    """One row per run: id, schedule, job, kind, state, attempt, scheduled, duration."""
+    table = Table(title=title, title_justify="left")
+    for column in (
+        "id",
+        "schedule",
+        "job",
+        "kind",
+        "state",
+        "attempt",
+        "scheduled for (UTC)",
+        "started (UTC)",
+        "duration",
+    ):
+        table.add_column(column, overflow="fold")
+    for r in items:
+        duration = "-" if r.duration_ms is None else fmt_seconds(r.duration_ms / 1000)
+        table.add_row(
+            r.id[:SHORT_ID],
+            (names or {}).get(r.schedule_id or "") or (r.schedule_id or "-")[:SHORT_ID],
+            r.job,
+            str(jsonable(r.kind)),
+            _state_cell(str(jsonable(r.state))),
+            f"{r.attempt}/{r.max_attempts}",
+            fmt_instant(r.scheduled_for),
+            fmt_instant(r.started_at),
+            duration,
+        )
+    return table
+
+
+@contextmanager
+def spinner(message: str) -> Iterator[None]:
+    """Show a rich spinner on stderr while a long operation runs (terminals only)."""
+    if not err_console.is_terminal:
+        yield
+        return
+    with err_console.status(message):
+        yield
+
+
+def progress_over(items: list[Any], description: str) -> Iterator[Any]:
+    """Yield ``items`` while a rich progress bar advances on stderr (terminals only)."""
+    if not err_console.is_terminal or len(items) < 2:
+        yield from items
+        return
+    from rich.progress import track
+
+    yield from track(items, description=description, console=err_console, transient=True)

@@ -1,0 +1,96 @@
+"""``duetime run``: the engine, the REST API and the dashboard in one process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from duetime.cli.common import (
+    DatabaseOpt,
+    console,
+    handle_errors,
+    settings_for,
+)
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+#: Libraries whose INFO lines say nothing an operator needs.
+QUIET_LOGGERS = ("alembic",)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` to the top-level app."""
+    app.command("run")(run)
+
+
+def find_server() -> tuple[Callable[..., None] | None, str]:
+    """Return ``duetime.api.server.serve`` and "", or None and why the API is unavailable."""
+    try:
+        from duetime.api.server import serve
+    except ImportError as exc:
+        return None, f"the REST API is not available ({exc}; install duetime[api])"
+    return serve, ""
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@handle_errors
+def run(
+    host: Annotated[str | None, typer.Option("--host", help="API interface (127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="API port (8000).")] = None,
+    migrate: Annotated[
+        bool, typer.Option("--migrate", help="Create/upgrade the database schema first.")
+    ] = False,
+    engine_only: Annotated[
+        bool, typer.Option("--engine-only", help="Do not serve the API and dashboard.")
+    ] = False,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1)] = None,
+    executor: Annotated[str | None, typer.Option("--executor")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Run the engine with the REST API and dashboard (engine alone if the API is missing)."""
+    from duetime.scheduler import Scheduler
+
+    settings = settings_for(
+        database_url=database,
+        api_host=host,
+        api_port=port,
+        concurrency=concurrency,
+        executor=executor,
+    )
+    _configure_logging()
+    scheduler = Scheduler(settings=settings, migrate=migrate)
+    serve, why = (None, "--engine-only") if engine_only else find_server()
+    try:
+        _announce(settings, serve is not None, why)
+        if serve is not None:
+            serve(scheduler, host=settings.api_host, port=settings.api_port, with_engine=True)
+        else:
+            scheduler.run_forever()
+    except KeyboardInterrupt:
+        console.print("duetime: stopped", markup=False)
+    finally:
+        scheduler.close()
+
+
+def _announce(settings: Any, with_api: bool, why: str) -> None:
+    jobs = ", ".join(settings.jobs) or "built-ins only (set DUETIME_JOBS)"
+    console.print(
+        f"duetime: engine on {settings.database_url} — executor {settings.executor}, "
+        f"{settings.concurrency} slot(s), jobs: {jobs}",
+        markup=False,
+    )
+    if with_api:
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        console.print(f"duetime: dashboard {base}/  API {base}/api/v1/docs", markup=False)
+    else:
+        console.print(f"duetime: engine only: {why}", markup=False)
+    console.print("duetime: stop with Ctrl-C (running jobs get a graceful shutdown)", markup=False)
