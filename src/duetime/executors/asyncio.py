@@ -34,6 +34,7 @@ from duetime.jobs.registry import JobRegistry, default_registry
 
 _STOP_HOW = "the task was cancelled and keeps its slot until it finishes"
 _LOOP_START_TIMEOUT_SECONDS = 10.0
+_UNWIND_SECONDS = 1.0
 
 
 class AsyncioExecutor:
@@ -84,6 +85,7 @@ class AsyncioExecutor:
         loop.call_soon(ready.set)
         try:
             loop.run_forever()
+            _cancel_leftovers(loop)
         finally:
             loop.close()
 
@@ -115,7 +117,9 @@ class AsyncioExecutor:
     async def _guarded(self, active: ActiveRun) -> None:
         try:
             await self._run(active)
-        except BaseException as exc:  # never lose an outcome, whatever happened
+        except asyncio.CancelledError:  # the loop is closing; shutdown reported the run
+            self._reporter.report(active, interrupted_result())
+        except Exception as exc:  # never lose an outcome, whatever happened
             logger.exception("asyncio executor failed on run %s", active.request.run_id)
             self._reporter.report(active, error_result(exc))
         finally:
@@ -207,6 +211,15 @@ class AsyncioExecutor:
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=_LOOP_START_TIMEOUT_SECONDS)
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still pending when the loop stops, and let them unwind briefly."""
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.wait(pending, timeout=_UNWIND_SECONDS))
 
 
 async def _call(func: Callable[[], Any]) -> Any:
