@@ -1,0 +1,265 @@
+"""ProcessExecutor with real forkserver workers: kills, crashes, limits, shutdown, secrets, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parents[1]
+for extra in (TESTS_DIR, TESTS_DIR / "unit" / "executors"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+from executor_helpers import WAIT_SECONDS, Outcomes, request, wait_until  # noqa: E402
+
+from duetime.clock import FakeClock, SystemClock  # noqa: E402
+from duetime.executors.base import Outcome  # noqa: E402
+from duetime.executors.process import ProcessExecutor  # noqa: E402
+from duetime.models import RunState  # noqa: E402
+
+pytestmark = pytest.mark.slow
+JOBS = ["fixtures_jobs.demo"]
+SECRET = "tok-9f8e7d6c5b"
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture
+def outcomes() -> Outcomes:
+    return Outcomes()
+
+
+@pytest.fixture
+def executor(outcomes: Outcomes) -> Iterator[ProcessExecutor]:
+    ex = ProcessExecutor(concurrency=2, jobs_modules=JOBS)
+    ex.start(outcomes)
+    yield ex
+    ex.shutdown(0.5)
+    outcomes.assert_once_each()
+
+
+def test_sync_and_async_handlers_run_in_workers(
+    executor: ProcessExecutor, outcomes: Outcomes
+) -> None:
+    executor.submit(request("s", "fx.add", a=1, b=2))
+    executor.submit(request("a", "fx.async_add", a=5))
+    s, a = outcomes.wait("s"), outcomes.wait("a")
+    assert s.state is RunState.SUCCEEDED
+    assert s.result["sum"] == 3
+    assert s.result["pid"] in executor.worker_pids()
+    assert s.result["pid"] != os.getpid()
+    assert (a.state, a.result) == (RunState.SUCCEEDED, {"sum": 6, "run_id": "a"})
+
+
+def test_timeout_kills_the_worker_and_replaces_it(
+    executor: ProcessExecutor, outcomes: Outcomes
+) -> None:
+    clock = SystemClock()
+    began = clock.monotonic()
+    executor.submit(request("t", "fx.pid_sleep", timeout=1, seconds=60))
+    pid = executor.pid_of("t")
+    assert pid is not None
+    outcome = outcomes.wait("t")
+    elapsed = clock.monotonic() - began
+    assert outcome.state is RunState.TIMED_OUT
+    assert 0.9 <= elapsed < 2.0, elapsed
+    assert gone(pid)
+    assert pid not in executor.worker_pids()
+    executor.submit(request("next", "fx.add", a=1))
+    assert outcomes.wait("next").state is RunState.SUCCEEDED
+
+
+def test_cancel_kills_the_worker(executor: ProcessExecutor, outcomes: Outcomes) -> None:
+    executor.submit(request("c", "fx.pid_sleep", seconds=60))
+    pid = executor.pid_of("c")
+    assert pid is not None
+    assert executor.cancel("c")
+    assert not executor.cancel("c")
+    assert not executor.cancel("never-submitted")
+    outcome = outcomes.wait("c")
+    assert outcome.state is RunState.CANCELLED
+    assert gone(pid)
+    wait_until(lambda: executor.free_slots == 2)
+
+
+def test_exception_with_full_traceback(executor: ProcessExecutor, outcomes: Outcomes) -> None:
+    executor.submit(request("e", "fx.boom", value=4))
+    outcome = outcomes.wait("e")
+    assert outcome.state is RunState.FAILED
+    assert outcome.error is not None
+    assert (outcome.error.type, outcome.error.message) == ("ValueError", "bad value 4")
+    assert "the line the traceback must show" in (outcome.error.traceback or "")
+
+
+@pytest.mark.parametrize(("job", "params"), [
+    ("fx.not_json", {"kind": "set"}),
+    ("fx.not_json", {"kind": "datetime"}),
+    ("fx.big", {"size": 70_000}),
+])  # fmt: skip
+def test_bad_results_are_result_errors(
+    executor: ProcessExecutor, outcomes: Outcomes, job: str, params: dict[str, object]
+) -> None:
+    executor.submit(request("r", job, **params))
+    outcome = outcomes.wait("r")
+    assert outcome.state is RunState.FAILED
+    assert outcome.error is not None
+    assert outcome.error.type == "ResultError"
+
+
+@pytest.mark.parametrize(("job", "fragment"), [
+    ("fx.exit", "exited with code 3"),
+    ("fx.segfault", "killed by SIGSEGV"),
+])  # fmt: skip
+def test_dead_worker_is_worker_lost_and_pool_recovers(
+    executor: ProcessExecutor, outcomes: Outcomes, job: str, fragment: str
+) -> None:
+    executor.submit(request("x", job))
+    outcome = outcomes.wait("x")
+    assert outcome.state is RunState.FAILED
+    assert outcome.error is not None
+    assert outcome.error.type == "WorkerLost"
+    assert fragment in outcome.error.message
+    wait_until(lambda: executor.free_slots == 2)
+    executor.submit(request("after-1", "fx.add", a=1))
+    executor.submit(request("after-2", "fx.add", a=2))
+    assert outcomes.wait("after-1").state is RunState.SUCCEEDED
+    assert outcomes.wait("after-2").state is RunState.SUCCEEDED
+
+
+def test_concurrency_limit(executor: ProcessExecutor, outcomes: Outcomes) -> None:
+    assert executor.free_slots == 2
+    executor.submit(request("p1", "fx.pid_sleep", seconds=60))
+    executor.submit(request("p2", "fx.pid_sleep", seconds=60))
+    assert executor.free_slots == 0
+    assert sorted(executor.running()) == ["p1", "p2"]
+    with pytest.raises(RuntimeError, match="no free slot"):
+        executor.submit(request("p3", "fx.add", a=1))
+    executor.cancel("p1")
+    executor.cancel("p2")
+    outcomes.wait("p1")
+    outcomes.wait("p2")
+
+
+def test_unregistered_job_fails_cleanly(executor: ProcessExecutor, outcomes: Outcomes) -> None:
+    executor.submit(request("u", "fx.nobody"))
+    outcome = outcomes.wait("u")
+    assert outcome.error is not None
+    assert outcome.error.type == "UnknownJobError"
+    assert "not registered in this worker; set DUETIME_JOBS" in outcome.error.message
+
+
+def test_shutdown_interrupts_running_runs(outcomes: Outcomes) -> None:
+    ex = ProcessExecutor(concurrency=2, jobs_modules=JOBS)
+    ex.start(outcomes)
+    ex.submit(request("quick", "fx.add", a=1))
+    ex.submit(request("slow", "fx.pid_sleep", seconds=60))
+    pids = ex.worker_pids()
+    ex.shutdown(0.3)
+    assert outcomes.wait("quick").state is RunState.SUCCEEDED
+    slow = outcomes.wait("slow")
+    assert slow.state is RunState.FAILED
+    assert slow.error is not None
+    assert (slow.error.type, slow.error.message) == ("Interrupted", "interrupted by shutdown")
+    assert all(gone(pid) for pid in pids)
+    assert ex.worker_pids() == []
+    assert ex.free_slots == 0
+    with pytest.raises(RuntimeError):
+        ex.submit(request("late", "fx.add", a=1))
+    outcomes.assert_once_each()
+
+
+def test_secrets_come_from_the_engine_environment_and_logs_are_redacted(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, outcomes: Outcomes
+) -> None:
+    monkeypatch.setenv("DUETIME_SECRET_TOKEN", SECRET)
+    monkeypatch.setenv("DUETIME_HTTP_ALLOW_HOSTS", "intranet.example")
+    caplog.set_level(logging.INFO)
+    ex = ProcessExecutor(concurrency=1, jobs_modules=JOBS)
+    ex.start(outcomes)
+    try:
+        ex.submit(request("s", "fx.echo_secret", token={"$secret": "TOKEN"}))
+        assert outcomes.wait("s").result == {"length": len(SECRET), "headers_set": []}
+        ex.submit(request("env", "fx.env", name="DUETIME_HTTP_ALLOW_HOSTS"))
+        assert outcomes.wait("env").result == "intranet.example"
+        ex.submit(request("m", "fx.echo_secret", token={"$secret": "MISSING"}))
+        missing = outcomes.wait("m")
+    finally:
+        ex.shutdown(0.5)
+    assert missing.error is not None
+    assert "'MISSING'" in missing.error.message
+    forwarded = [r for r in caplog.records if r.name == "duetime.job.fx.echo_secret"]
+    assert {r.getMessage() for r in forwarded} >= {
+        "params token='***' headers=None",
+        "token is ***",
+    }
+    assert all(r.process != os.getpid() for r in forwarded)  # they came from the worker
+    assert all(SECRET not in repr(r.__dict__) for r in caplog.records)
+
+
+def test_timeouts_follow_the_engine_clock(outcomes: Outcomes) -> None:
+    clock = FakeClock()
+    ex = ProcessExecutor(concurrency=1, jobs_modules=JOBS, clock=clock)
+    ex.start(outcomes)
+    try:
+        ex.submit(request("f", "fx.pid_sleep", timeout=5, seconds=60))
+        with pytest.raises(AssertionError):
+            outcomes.wait("f", timeout=0.5)  # real time passes, the engine clock does not
+        clock.advance(6)
+        assert outcomes.wait("f").state is RunState.TIMED_OUT
+    finally:
+        ex.shutdown(0.5)
+
+
+def test_broken_job_module_is_named_in_run_errors(outcomes: Outcomes) -> None:
+    ex = ProcessExecutor(concurrency=1, jobs_modules=["fixtures_jobs.no_such_module"])
+    ex.start(outcomes)
+    try:
+        ex.submit(request("b", "fx.add", a=1))
+        outcome = outcomes.wait("b")
+    finally:
+        ex.shutdown(0.5)
+    assert outcome.error is not None
+    assert outcome.error.type == "UnknownJobError"
+    assert "could not import its job modules" in outcome.error.message
+    assert "fixtures_jobs.no_such_module" in outcome.error.message
+
+
+def test_works_from_an_asyncio_loop_in_a_background_thread() -> None:
+    result: dict[str, Outcome] = {}
+    failure: list[BaseException] = []
+
+    async def engine_like() -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Outcome] = loop.create_future()
+        ex = ProcessExecutor(concurrency=1, jobs_modules=JOBS)
+        ex.start(lambda o: loop.call_soon_threadsafe(done.set_result, o))
+        try:
+            ex.submit(request("loop", "fx.async_add", a=41))
+            result["outcome"] = await asyncio.wait_for(done, WAIT_SECONDS)
+        finally:
+            await asyncio.to_thread(ex.shutdown, 0.5)
+
+    def thread_main() -> None:
+        try:
+            asyncio.run(engine_like())
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=thread_main)
+    thread.start()
+    thread.join(WAIT_SECONDS * 2)
+    assert not failure, failure
+    assert result["outcome"].result == {"sum": 42, "run_id": "loop"}
