@@ -13,6 +13,7 @@ DuetimeError
 ├── VersionMismatchError                     optimistic concurrency failure (expected_version)
 ├── SchemaOutdatedError                      database at an older revision: run ``duetime migrate``
 ├── PermissionDeniedError (PermissionError)  role or tenant does not allow it
+├── LockNotAcquiredError                     a DistributedLock held by another live owner
 └── JobError                                 raised inside a run (timeout, lost worker, bad result)
 """
 
@@ -88,6 +89,14 @@ class SchemaOutdatedError(DuetimeError):
 
 class PermissionDeniedError(DuetimeError, PermissionError):
     """The caller's role or tenant does not allow the operation."""
+
+
+class LockNotAcquiredError(DuetimeError):
+    """A :class:`~duetime.store.locks.DistributedLock` is held by another, unexpired owner."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class JobError(DuetimeError):
