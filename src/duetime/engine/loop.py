@@ -50,6 +50,9 @@ SHUTDOWN_POLL_SECONDS = 0.1
 #: How long ``start_background`` waits for the loop to come up.
 START_TIMEOUT_SECONDS = 30.0
 
+#: Publishing job types races with replicas doing the same (update-then-insert); retry it.
+PUBLISH_ATTEMPTS = 3
+
 #: Error type of a run whose job type is not registered in the executing process.
 UNKNOWN_JOB = "UnknownJobError"
 
@@ -87,6 +90,7 @@ class Engine:
         self._inbox = OutcomeInbox(self._waker.wake)
         self._leases = LeaseBook()
         self._prepared = False
+        self._executor_started = False
         self._stopping = False
         self._running = False
         self._more_work = False
@@ -334,10 +338,22 @@ class Engine:
         """Once: start the executor, publish job types, register this instance."""
         if self._prepared:
             return
-        self.executor.start(self._inbox.put)
-        self.store.publish_job_types(self.registry.all(), published_by=self.instance_id)
+        if not self._executor_started:
+            self.executor.start(self._inbox.put)
+            self._executor_started = True
+        self._publish_job_types()
         self.store.register_instance(self._instance_row(self.clock.now()))
         self._prepared = True
+
+    def _publish_job_types(self) -> None:
+        """Publish our job types; a replica publishing the same names at once is no error."""
+        for attempt in range(PUBLISH_ATTEMPTS):
+            try:
+                self.store.publish_job_types(self.registry.all(), published_by=self.instance_id)
+                return
+            except sa.exc.IntegrityError:
+                if attempt == PUBLISH_ATTEMPTS - 1:
+                    raise
 
     def _instance_row(self, now: datetime) -> dict[str, Any]:
         from duetime import __version__
