@@ -103,3 +103,12 @@ def sys_exit() -> None:
 def env(name: str) -> str | None:
     """Return an environment variable of the executing process."""
     return os.environ.get(name)
+
+
+@job("fx.ignore_term")
+def ignore_term(seconds: float = 60.0) -> None:
+    """Ignore SIGTERM, then sleep: only SIGKILL stops this worker."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(seconds)

@@ -263,3 +263,49 @@ def test_works_from_an_asyncio_loop_in_a_background_thread() -> None:
     thread.join(WAIT_SECONDS * 2)
     assert not failure, failure
     assert result["outcome"].result == {"sum": 42, "run_id": "loop"}
+
+
+def test_worker_ignoring_sigterm_is_killed(outcomes: Outcomes) -> None:
+    ex = ProcessExecutor(concurrency=1, jobs_modules=JOBS, kill_grace_seconds=0.3)
+    ex.start(outcomes)
+    try:
+        ex.submit(request("i", "fx.ignore_term", timeout=0.5))
+        pid = ex.pid_of("i")
+        assert pid is not None
+        outcome = outcomes.wait("i")
+        assert outcome.state is RunState.TIMED_OUT
+        assert gone(pid)
+        ex.submit(request("after", "fx.add", a=1))
+        assert outcomes.wait("after").state is RunState.SUCCEEDED
+    finally:
+        ex.shutdown(0.5)
+
+
+UNGUARDED_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from duetime.executors.base import ExecutionRequest
+from duetime.executors.process import ProcessExecutor
+from datetime import datetime, UTC
+import queue
+print("main module ran", flush=True)
+got = queue.Queue()
+ex = ProcessExecutor(concurrency=2, jobs_modules=["fixtures_jobs.demo"])
+ex.start(got.put)
+ex.submit(ExecutionRequest(run_id="r", job="fx.add", parameters={{"a": 1}}, attempt=1,
+    lease_token="l", timeout_seconds=None, scheduled_for=datetime(2030, 1, 1, tzinfo=UTC)))
+print("result", got.get(timeout=20).result["sum"], flush=True)
+ex.shutdown(1)
+"""
+
+
+def test_unguarded_main_script_is_not_rerun_in_workers(tmp_path: Path) -> None:
+    import subprocess
+
+    script = tmp_path / "engine_script.py"
+    script.write_text(UNGUARDED_SCRIPT.format(tests=str(TESTS_DIR)))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["main module ran", "result 2"]

@@ -120,8 +120,10 @@ class ProcessExecutor:
         concurrency: int = 5,
         jobs_modules: Sequence[str] = (),
         clock: Clock | None = None,
+        kill_grace_seconds: float = KILL_GRACE_SECONDS,
     ) -> None:
         self.concurrency = check_concurrency(concurrency)
+        self._kill_grace = kill_grace_seconds
         self._modules = [m.strip() for m in jobs_modules if m.strip()]
         self._clock = clock or SystemClock()
         self._real = SystemClock()  # kill escalation is about the OS, not the engine's clock
@@ -224,7 +226,7 @@ class ProcessExecutor:
             self._cond.wait_for(self._nothing_running, timeout=max(0.0, grace_seconds))
             self._interrupting = True
         self._wake()
-        supervisor.join(timeout=KILL_GRACE_SECONDS + 5.0)
+        supervisor.join(timeout=self._kill_grace + 5.0)
         if supervisor.is_alive():
             logger.error("process executor supervisor did not stop in time")
 
@@ -367,7 +369,8 @@ class ProcessExecutor:
 
     def _schedule_respawn(self) -> None:
         if self._respawn_failures == 0:
-            self._workers.append(self._spawn())
+            self._respawn_at = self._real.monotonic()
+            self._respawn_due()
             return
         delay = min(
             MAX_RESPAWN_DELAY_SECONDS,
@@ -379,10 +382,16 @@ class ProcessExecutor:
     def _respawn_due(self) -> None:
         if self._closing or self._respawn_at is None:
             return
-        if self._real.monotonic() >= self._respawn_at:
-            self._respawn_at = None
+        if self._real.monotonic() < self._respawn_at:
+            return
+        self._respawn_at = None
+        try:
             while len(self._workers) < self.concurrency:
                 self._workers.append(self._spawn())
+        except Exception:  # fork failures (EMFILE, EAGAIN...): retry later, keep serving
+            logger.exception("cannot start a worker process; retrying")
+            self._respawn_failures += 1
+            self._schedule_respawn()
 
     def _enforce_deadlines(self) -> None:
         now = self._clock.monotonic()
@@ -396,7 +405,7 @@ class ProcessExecutor:
     def _escalate_kills(self) -> None:
         now = self._real.monotonic()
         for worker in self._workers:
-            if worker.term_at is not None and now - worker.term_at >= KILL_GRACE_SECONDS:
+            if worker.term_at is not None and now - worker.term_at >= self._kill_grace:
                 with contextlib.suppress(OSError, ValueError, AttributeError):
                     worker.process.kill()
 
