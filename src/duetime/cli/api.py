@@ -18,7 +18,7 @@ from duetime.cli.common import (
     open_scheduler,
     settings_for,
 )
-from duetime.keys import ApiKey, ApiKeyService
+from duetime.keys import ADMIN_KEY_PATH, ApiKey, ApiKeyService, ensure_admin_key
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -132,7 +132,23 @@ def revoke_key(
     console.print(f"revoked {key.id} ({key.tenant}, {key.role.value})")
 
 
+def first_admin_key(database_url: str) -> list[str]:
+    """``duetime init`` hook: create the first admin key once and write it to a 0600 file."""
+    with key_service(database_url) as service:
+        created = ensure_admin_key(service, ADMIN_KEY_PATH)
+    where = ADMIN_KEY_PATH.resolve()
+    if created is None:
+        return [f"admin key: {where} (already there and valid; not shown again)"]
+    return [
+        f"first admin key (tenant '*', shown once): {created.secret}",
+        f"admin key written to {where} (mode 0600)",
+    ]
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``api`` and the ``api-key`` group to the top-level app."""
+    """Add ``api`` and the ``api-key`` group, and the first-admin-key ``init`` hook."""
+    from duetime.cli.db import register_init_hook
+
     app.command("api")(api_command)
     app.add_typer(keys_app, name="api-key")
+    register_init_hook(first_admin_key)
