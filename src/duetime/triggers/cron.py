@@ -39,6 +39,8 @@ _HOUR = 3600
 _MINUTE = 60
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _MONTH_CACHE_LIMIT = 4096
+#: Last year searched: datetime stops at 9999 and a fire needs room for the zone offset.
+_LAST_YEAR = 9998
 #: Year from which the construction-time "can it ever fire?" check searches when the
 #: expression has no year field; 400 years hold every Gregorian calendar pattern.
 _PROBE_YEAR = 2000
@@ -104,7 +106,7 @@ class CronTrigger:
         start = math.floor(after.timestamp()) + 1
         if self._start_ts is not None and start < self._start_ts:
             start = self._start_ts
-        limit_year = after.year + MAX_SEARCH_YEARS
+        limit_year = min(after.year + MAX_SEARCH_YEARS, _LAST_YEAR)
         if self._fixed_off is not None:
             wall = self._next_wall(start + self._fixed_off, limit_year)
             fire = None if wall is None else wall - self._fixed_off
@@ -162,6 +164,8 @@ class CronTrigger:
         trans, offs, lo, hi = self._table.state
         if not lo <= start < hi:
             trans, offs, lo, hi = self._table.cover(start)
+            if not lo <= start < hi:  # beyond the years datetime supports
+                return None
         i = bisect_left(trans, start + 1)  # == bisect_right(trans, start)
         off = offs[i]
         wall_from = start + off
@@ -181,7 +185,8 @@ class CronTrigger:
             if i == count:  # no known transition after this one: extend the table
                 if wall - off < hi:
                     return wall - off
-                self._table.cover(wall - off)
+                if self._table.cover(wall - off)[3] <= wall - off:
+                    return None  # beyond the years datetime supports
                 return self._next_zoned(start, limit_year)
             seg_end = trans[i]
             if wall < seg_end + off:

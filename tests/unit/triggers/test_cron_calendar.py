@@ -251,3 +251,19 @@ def test_fixed_offset_zone() -> None:
 
 def test_is_a_trigger() -> None:
     assert isinstance(CronTrigger("* * * * *"), Trigger)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Stockholm"])
+@pytest.mark.parametrize(
+    "after",
+    [
+        datetime.max.replace(tzinfo=UTC),
+        datetime(9999, 12, 30, tzinfo=UTC),
+        datetime(9998, 12, 31, 23, 59, tzinfo=UTC),
+        datetime.min.replace(tzinfo=UTC) + timedelta(days=2),
+    ],
+)
+def test_extreme_instants_do_not_crash_or_hang(zone: str, after: datetime) -> None:
+    trigger = CronTrigger("0 0 1 1 *", zone)
+    nxt = trigger.next_fire_time(after)
+    assert nxt is None or nxt > after
