@@ -382,6 +382,14 @@ class _Core:
             database_url_for_jobs=self.store.url,
         )
 
+    def retire(self, engine: Any) -> None:
+        """Release a temporary engine (run_pending): its workers, listener and instance row."""
+        try:
+            engine.executor.shutdown(self.settings.shutdown_grace_seconds)
+        finally:
+            self.store.remove_change_listener(engine.wake)
+            self.store.stop_instance(engine.instance_id, self.clock.now())
+
 
 def _default_clock(database_url: str) -> Clock:
     """SystemClock on SQLite; on PostgreSQL a clock corrected to the database's now()."""
@@ -840,6 +848,7 @@ class Scheduler:
             self.store,
             now=self._now(),
             lookahead_seconds=self.settings.lookahead_seconds,
+            registry=self.registry,
         )
         self._wake()
         return created
@@ -853,15 +862,17 @@ class Scheduler:
     @property
     def engine_running(self) -> bool:
         """True while an engine started by :meth:`start` runs in this process."""
-        engine = self._core.engine
-        return bool(engine is not None and engine.running)
+        return self._core.engine is not None
 
     def run_pending(self) -> list[Run]:
         """Fire due schedules; without a running engine also run due runs and wait for them."""
         if self.engine_running:
             return self.check_schedules()
         engine = self._core.new_engine()
-        runs: list[Run] = _run_blocking(engine.run_pending)
+        try:
+            runs: list[Run] = _run_blocking(engine.run_pending)
+        finally:
+            self._core.retire(engine)
         return runs
 
     def start(self) -> None:
@@ -879,6 +890,7 @@ class Scheduler:
             engine, self._core.engine = self._core.engine, None
         if engine is not None:
             engine.stop(wait=wait)
+            self.store.remove_change_listener(engine.wake)
 
     def run_forever(self) -> None:
         """Run the engine in this thread until SIGTERM/SIGINT."""
@@ -898,6 +910,7 @@ class Scheduler:
         finally:
             with self._core.lock:
                 self._core.engine = None
+            self.store.remove_change_listener(engine.wake)
 
     def close(self) -> None:
         """Stop the engine (if any) and release database connections."""
@@ -1099,8 +1112,12 @@ class AsyncScheduler:
         """See :meth:`Scheduler.run_pending` (runs on this event loop when no engine runs)."""
         if self._sync.engine_running:
             return await self.check_schedules()
-        engine = self._sync._core.new_engine()
-        runs: list[Run] = await engine.run_pending()
+        core = self._sync._core
+        engine = core.new_engine()
+        try:
+            runs: list[Run] = await engine.run_pending()
+        finally:
+            await asyncio.to_thread(core.retire, engine)
         return runs
 
     async def start(self) -> None:
