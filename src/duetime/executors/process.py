@@ -169,11 +169,10 @@ class ProcessExecutor:
             active = ActiveRun(request, self._clock.now(), deadline_for(request, self._clock))
             worker.active = active
             active.handle = worker
-            try:
-                worker.conn.send(request)
-            except (OSError, ValueError) as exc:  # the worker died a moment ago
-                worker.active = None
-                raise RuntimeError(f"worker unavailable: {exc}") from exc
+        try:  # outside the lock: a worker still starting up may take a while to read
+            worker.conn.send(request)
+        except (OSError, ValueError):  # it died meanwhile: its sentinel reports WorkerLost
+            logger.warning("worker of run %s died before it got the request", request.run_id)
         self._wake()
 
     def _pick_worker(self, request: ExecutionRequest) -> _Worker:
