@@ -30,6 +30,7 @@ from duetime.triggers.cron_parse import (
     CronExpression,
     parse_cron,
 )
+from duetime.triggers.jitter import check_jitter
 from duetime.triggers.tz import ensure_aware, get_zone
 
 __all__ = ["CronExpression", "CronTrigger", "parse_cron"]
@@ -77,7 +78,7 @@ class CronTrigger:
         self.dst_policy = dst_policy
         self.weekdays = weekdays
         self.day_match = day_match
-        self.jitter = _check_jitter(jitter)
+        self.jitter = check_jitter(jitter)
         self.start_at = None if start_at is None else ensure_aware(start_at, self.timezone)
         self.end_at = None if end_at is None else ensure_aware(end_at, self.timezone)
         self.is_fixed_time = self.parsed.is_fixed_time
@@ -283,15 +284,3 @@ def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
             f"{name} must be one of {', '.join(repr(a) for a in allowed)}, not {value!r}",
             field=name,
         )
-
-
-def _check_jitter(jitter: float) -> float:
-    if isinstance(jitter, bool) or not isinstance(jitter, int | float):
-        raise InvalidTriggerError(
-            f"jitter must be a number of seconds, not {jitter!r}", field="jitter"
-        )
-    if not math.isfinite(jitter) or jitter < 0:
-        raise InvalidTriggerError(
-            f"jitter must be a finite number of seconds >= 0, not {jitter!r}", field="jitter"
-        )
-    return float(jitter)
