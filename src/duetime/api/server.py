@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -10,6 +15,8 @@ import uvicorn
 from duetime.api.app import API_PREFIX, create_app
 
 log = logging.getLogger("duetime.api")
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def serve(
@@ -23,8 +30,8 @@ def serve(
 ) -> None:
     """Run the API until SIGINT/SIGTERM; with ``with_engine`` the engine runs alongside.
 
-    The engine starts before the server accepts requests and stops (gracefully) after it
-    has shut down, so changes made over HTTP wake it at once through the facade.
+    The engine starts before the server accepts requests and stops gracefully after the
+    server has shut down, so changes made over HTTP wake it at once through the facade.
     """
     app = create_app(scheduler)
     config = uvicorn.Config(
@@ -33,12 +40,32 @@ def serve(
     server = uvicorn.Server(config)
     if with_engine:
         scheduler.start()
-    log.info(
-        "duetime API listening",
-        extra={"event": "api.started", "url": f"http://{host}:{port}{API_PREFIX}/docs"},
-    )
+    log.info("duetime API on http://%s:%d%s/docs", host, port, API_PREFIX)
+    with _absorb_stop_signals():
+        try:
+            server.run()
+        finally:
+            if with_engine:
+                scheduler.stop(wait=True)
+
+
+def _note_stop(sig: int, frame: FrameType | None) -> None:
+    log.info("signal %d: stopping", sig)
+
+
+@contextmanager
+def _absorb_stop_signals() -> Iterator[None]:
+    """Keep uvicorn's re-raised stop signal from killing us before the engine has stopped.
+
+    uvicorn handles SIGINT/SIGTERM itself, then re-raises the signal to the handlers that
+    were in place before it started; those are ours, which only log.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _note_stop) for sig in _STOP_SIGNALS}
     try:
-        server.run()
+        yield
     finally:
-        if with_engine:
-            scheduler.stop(wait=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
