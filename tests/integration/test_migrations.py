@@ -121,3 +121,87 @@ def test_newer_revision_is_refused(db_url: str, later_scripts: str) -> None:
     migrate.upgrade_database(db_url, script_location=later_scripts)
     with pytest.raises(SchemaOutdatedError, match="newer than this duetime"):
         SQLAlchemyStore(db_url, clock=FakeClock()).check_schema()
+
+
+# ---------------------------------------------------------------- duetime init / migrate
+
+
+def test_cli_init_is_idempotent_and_says_where(empty_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from duetime.cli.main import app
+
+    runner = CliRunner()
+    first = runner.invoke(app, ["init", "--database", empty_url])
+    assert first.exit_code == 0, first.output
+    assert "database: " in first.output
+    assert f"schema created at revision {migrate.head_revision()}" in first.output
+    second = runner.invoke(app, ["init", "--database", empty_url])
+    assert second.exit_code == 0
+    assert "nothing to do" in second.output
+    again = runner.invoke(app, ["migrate", "--database", empty_url])
+    assert again.exit_code == 0
+    assert "nothing to do" in again.output
+    assert migrate.current_revision(empty_url) == migrate.head_revision()
+
+
+def test_cli_sqlite_location_is_the_absolute_file(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from duetime.cli.main import app
+
+    path = tmp_path / "db" / "x.db"
+    path.parent.mkdir()
+    result = CliRunner().invoke(app, ["migrate", "-d", f"sqlite:///{path}"])
+    assert result.exit_code == 0, result.output
+    assert f"database: SQLite file {path.resolve()}" in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "message"),
+    [
+        ("mysql://h/db", 2, "only sqlite:/// and postgresql:// are supported"),
+        ("postgresql://nobody@127.0.0.1:1/none", 1, "cannot open the database"),
+    ],
+)
+def test_cli_errors_are_one_line_without_traceback(url: str, code: int, message: str) -> None:
+    from typer.testing import CliRunner
+
+    from duetime.cli.main import app
+
+    result = CliRunner().invoke(app, ["migrate", "--database", url])
+    assert result.exit_code == code
+    assert message in result.output
+    assert "Traceback" not in result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1
+
+
+@pytest.mark.slow
+def test_init_in_a_real_subprocess_uses_the_environment(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DUETIME_DATABASE_URL": "sqlite:///sub.db"}
+    command = [sys.executable, "-m", "duetime.cli.main", "init"]
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert str((tmp_path / "sub.db").resolve()) in done.stdout
+    assert migrate.current_revision(f"sqlite:///{tmp_path / 'sub.db'}") == migrate.head_revision()
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from duetime.scheduler import Scheduler; Scheduler('sqlite:///new.db')",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert "duetime init" in refused.stderr
