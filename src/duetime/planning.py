@@ -146,7 +146,7 @@ def plan_fires(
         run_fires: list[datetime] = []
         last_considered = last_fire_before(trigger, next_run_at, horizon + RESOLUTION)
     else:
-        run_fires = _runnable(trigger, first_runnable, horizon, coalesce, max_catchup)
+        run_fires = _due_and_upcoming(trigger, first_runnable, now, horizon, coalesce, max_catchup)
         missed_until = first_runnable if coalesce else run_fires[0]
         last_considered = run_fires[-1]
     missed = _missed(trigger, next_run_at, missed_until)
@@ -169,6 +169,26 @@ def _missed(trigger: Trigger, first: datetime, limit: datetime | None) -> Missed
         return None
     last = last_fire_before(trigger, first, limit)
     return MissedFires(first, last, count_fires(trigger, first, last))
+
+
+def _due_and_upcoming(
+    trigger: Trigger,
+    first: datetime,
+    now: datetime,
+    horizon: datetime,
+    coalesce: bool,
+    max_catchup: int,
+) -> list[datetime]:
+    """Return the backlog's runs (fires ≤ now) plus one run per upcoming fire ≤ horizon.
+
+    Coalescing folds the backlog only: a fire still ahead (within the lookahead) is not
+    backlog and keeps its own run, so a coalesced run never waits for a future instant.
+    """
+    due = _runnable(trigger, first, now, coalesce, max_catchup) if first <= now else []
+    upcoming_first = trigger.next_fire_time(due[-1]) if due else first
+    if upcoming_first is None:
+        return due
+    return due + _enumerate(trigger, upcoming_first, horizon, max_catchup)
 
 
 def _runnable(

@@ -110,6 +110,14 @@ def test_nothing_due_keeps_next_run_at() -> None:
     assert not plan.completed
 
 
+def test_coalesce_folds_the_backlog_but_not_an_upcoming_fire() -> None:
+    trigger = CronTrigger("* * * * * *")
+    now = T0 + timedelta(seconds=10, microseconds=400_000)
+    plan = planning.plan_fires(trigger, next_run_at=T0, now=now, lookahead_seconds=1)
+    assert plan.run_fires == [T0 + timedelta(seconds=10), T0 + timedelta(seconds=11)]
+    assert plan.missed is None
+
+
 def test_lookahead_creates_the_run_before_its_instant() -> None:
     trigger = CronTrigger("* * * * *")
     fire = T0 + timedelta(minutes=1)
@@ -185,10 +193,12 @@ def test_matches_brute_force(
     )
     due = brute_force(trigger, first, horizon)
     cutoff = None if grace is None else now - timedelta(seconds=grace)
-    in_grace = [f for f in due if cutoff is None or f >= cutoff]
-    expected_runs = in_grace[-1:] if coalesce else in_grace[-planning.MAX_CATCHUP_RUNS :]
-    assert plan.run_fires == expected_runs
-    expected_missed = [f for f in due if f not in in_grace]
+    in_grace = [f for f in due if (cutoff is None or f >= cutoff) and f <= now]
+    upcoming = [f for f in due if f > now]
+    backlog_runs = in_grace[-1:] if coalesce else in_grace[-planning.MAX_CATCHUP_RUNS :]
+    assert plan.run_fires == backlog_runs + upcoming
+    kept = set(in_grace) | set(upcoming)
+    expected_missed = [f for f in due if f not in kept]
     if not coalesce:
         expected_missed += in_grace[: -planning.MAX_CATCHUP_RUNS]
     if expected_missed:

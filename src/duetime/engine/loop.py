@@ -153,7 +153,7 @@ class Engine:
         while True:
             self._waker.clear()
             self._more_work = False
-            self._fire()
+            self._fire(lookahead_seconds=0.0)  # nothing ahead: we only wait for what is due
             started.extend(run.id for run in self._start())
             self._finish()
             if not self._leases and not self._inbox and not self._more_work:
@@ -188,14 +188,16 @@ class Engine:
             self._thread.join()
 
     # ------------------------------------------------------------ steps
-    def _fire(self) -> list[Run]:
+    def _fire(self, lookahead_seconds: float | None = None) -> list[Run]:
         """Step 1: fire due schedules (§3.2, §3.3) — one transaction per batch."""
         if self._stopping:
             return []
+        if lookahead_seconds is None:
+            lookahead_seconds = self.settings.lookahead_seconds
         created = claims.fire_due(
             self.store,
             now=self.clock.now(),
-            lookahead_seconds=self.settings.lookahead_seconds,
+            lookahead_seconds=lookahead_seconds,
             registry=self.registry,
         )
         if created:
