@@ -57,6 +57,7 @@ def test_sync_and_async_handlers_run_in_workers(
     executor.submit(request("s", "fx.add", a=1, b=2))
     executor.submit(request("a", "fx.async_add", a=5))
     s, a = outcomes.wait("s"), outcomes.wait("a")
+    assert executor.free_slots == 2  # freed before the outcome is reported
     assert s.state is RunState.SUCCEEDED
     assert s.result["sum"] == 3
     assert s.result["pid"] in executor.worker_pids()

@@ -115,33 +115,35 @@ class AsyncioExecutor:
         return self._loop
 
     async def _guarded(self, active: ActiveRun) -> None:
+        result: ExecutionResult | None
         try:
-            await self._run(active)
+            result = await self._run(active)
         except asyncio.CancelledError:  # the loop is closing; shutdown reported the run
-            self._reporter.report(active, interrupted_result())
+            result = interrupted_result()
         except Exception as exc:  # never lose an outcome, whatever happened
             logger.exception("asyncio executor failed on run %s", active.request.run_id)
-            self._reporter.report(active, error_result(exc))
+            result = error_result(exc)
         finally:
-            with self._cond:
+            with self._cond:  # free the slot first: the engine refills it on the outcome
                 self._active.pop(active.request.run_id, None)
                 self._cond.notify_all()
+        if result is not None:
+            self._reporter.report(active, result)
 
-    async def _run(self, active: ActiveRun) -> None:
+    async def _run(self, active: ActiveRun) -> ExecutionResult | None:
+        """Execute; the result to report, or None when the run was stopped (already reported)."""
         prepared = prepare_call(active.request, self._registry, cancelled=active.cancel_event)
         if isinstance(prepared, ExecutionResult):
-            self._reporter.report(active, prepared)
-            return
+            return prepared
         work = self._launch(prepared)
         active.handle = work
         await self._supervise(active, work)
         if work.cancelled():
-            return
+            return None
         try:
-            result = work.result()
+            return work.result()
         except BaseException as exc:  # a cancellation the handler raised itself
-            result = error_result(exc, prepared.secret_values)
-        self._reporter.report(active, result)
+            return error_result(exc, prepared.secret_values)
 
     def _launch(self, prepared: PreparedCall) -> asyncio.Future[ExecutionResult]:
         if prepared.job_type.is_async:

@@ -17,7 +17,7 @@ from duetime.executors._common import (
     timed_out_result,
 )
 from duetime.executors.base import ExecutionRequest, OutcomeCallback
-from duetime.jobs.execute import execute_request
+from duetime.jobs.execute import error_result, execute_request
 from duetime.jobs.registry import JobRegistry, default_registry
 
 _CO_OP = "the handler was asked to stop (ctx.cancelled) and keeps its slot until it returns"
@@ -101,11 +101,13 @@ class ThreadExecutor:
     def _run(self, active: ActiveRun) -> None:
         try:
             result = execute_request(active.request, self._registry, cancelled=active.cancel_event)
-            self._reporter.report(active, result)
+        except BaseException as exc:  # never lose an outcome
+            result = error_result(exc)
         finally:
-            with self._cond:
+            with self._cond:  # free the slot first: the engine refills it on the outcome
                 self._active.pop(active.request.run_id, None)
                 self._cond.notify_all()
+        self._reporter.report(active, result)
 
     def cancel(self, run_id: str) -> bool:
         """Ask the run to stop and report it ``cancelled`` now (its slot frees on return)."""

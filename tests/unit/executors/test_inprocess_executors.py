@@ -104,6 +104,7 @@ def test_success_sync_and_async(executor: Executor, outcomes: Outcomes) -> None:
     executor.submit(request("a", "ok", x=5))
     executor.submit(request("b", "async_ok"))
     a, b = outcomes.wait("a"), outcomes.wait("b")
+    assert executor.free_slots == CONCURRENCY  # freed before the outcome is reported
     assert (a.state, a.result, a.lease_token) == (RunState.SUCCEEDED, {"x": 5}, "lease-a")
     assert (b.state, b.result) == (RunState.SUCCEEDED, "b")
     assert a.started_at is not None
