@@ -492,3 +492,23 @@ def test_next_fire_times_from_now(sched: Scheduler, clock: FakeClock) -> None:
     with pytest.raises(ValidationError) as info:
         sched.next_fire_times("nightly", 0)
     assert info.value.field == "count"
+
+
+def test_runs_of_a_deleted_name_stay_reachable_and_names_resolve_live_first(
+    sched: Scheduler,
+) -> None:
+    old = add(sched)
+    old_run = sched.trigger("nightly")
+    sched.delete_schedule("nightly")
+    assert [r.id for r in sched.get_runs(schedule="nightly").items] == [old_run.id]
+    new = add(sched)
+    new_run = sched.trigger("nightly")
+    assert [r.id for r in sched.get_runs(schedule="nightly").items] == [new_run.id]
+    assert [r.id for r in sched.get_runs(schedule=old.id).items] == [old_run.id]
+    assert new.id != old.id
+    add(sched.for_tenant("acme"))
+    everyone = sched.for_tenant("*")
+    with pytest.raises(ValidationError) as info:
+        everyone.get_schedule("nightly")
+    assert info.value.field == "schedule"
+    assert everyone.get_schedule(new.id).tenant == "default"

@@ -262,16 +262,20 @@ class SQLAlchemyStore:
         row = conn.execute(by_id).first()
         if row is not None:
             return row
-        by_name = query.where(s.c.name == name_or_id).order_by(s.c.created_at.desc())
+        # live first, then the most recently deleted of that name
+        by_name = query.where(s.c.name == name_or_id).order_by(
+            s.c.deleted_at.is_(None).desc(), s.c.deleted_at.desc(), s.c.created_at.desc()
+        )
         if for_update and self.dialect == "postgresql":
             by_name = by_name.with_for_update()
         found = conn.execute(by_name.limit(2)).all()
-        if len(found) > 1 and (tenant == ALL_TENANTS or include_deleted):
-            raise ValidationError(
-                f"several schedules are named {name_or_id!r}; use the id", field="schedule"
-            )
         if not found:
             raise NotFoundError(f"schedule {name_or_id!r} not found in tenant {tenant!r}")
+        if len(found) > 1 and _ambiguous(found[0], found[1]):
+            raise ValidationError(
+                f"schedules named {name_or_id!r} exist in several tenants; use the id",
+                field="schedule",
+            )
         return found[0]
 
     def list_schedules(
@@ -638,6 +642,12 @@ def _after_cursor(
     if descending:
         return query.where(sa.or_(c_at < created_at, sa.and_(c_at == created_at, c_id < row_id)))
     return query.where(sa.or_(c_at > created_at, sa.and_(c_at == created_at, c_id > row_id)))
+
+
+def _ambiguous(first: sa.Row[Any], second: sa.Row[Any]) -> bool:
+    """Two equally live schedules of one name in different tenants (a ``*`` view)."""
+    same_liveness = (first.deleted_at is None) == (second.deleted_at is None)
+    return same_liveness and first.tenant != second.tenant
 
 
 def _check_version(current: Schedule, expected: int | None) -> None:
