@@ -1,0 +1,159 @@
+"""`make run`'s steps, read from the Makefile, show succeeded runs within 10 seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+#: The promise of the README: a new user sees runs succeeding this soon after `make run`.
+FIRST_SUCCESS_SECONDS = 10.0
+POLL_SECONDS = 0.3
+STOP_SECONDS = 40
+
+
+def make_run_steps() -> list[list[str]]:
+    """The ``duetime`` command lines of the Makefile's ``run`` recipe, in order."""
+    text = (REPO_ROOT / "Makefile").read_text()
+    recipe = re.search(r"^run: \$\(STAMP\)\n((?:\t.*\n)+)", text, re.MULTILINE)
+    assert recipe, "the Makefile has no `run: $(STAMP)` recipe"
+    steps = []
+    for line in recipe.group(1).splitlines():
+        command = line.strip()
+        if command.startswith("$(BIN)/duetime"):
+            steps.append(command.replace("$(BIN)/", "").split())
+    return steps
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def demo_dir(tmp_path: Path) -> Path:
+    """A fresh checkout-like directory holding only the examples."""
+    shutil.copytree(REPO_ROOT / "examples", tmp_path / "examples")
+    return tmp_path
+
+
+def environment(cwd: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DUETIME_")}
+    env.update(
+        PYTHONPATH=f"{cwd}{os.pathsep}{REPO_ROOT / 'src'}",
+        DUETIME_JOBS="examples.jobs",  # the Makefile's `run: export DUETIME_JOBS`
+        DUETIME_API_PORT=str(port),
+        DUETIME_EXECUTOR="process",
+    )
+    return env
+
+
+@pytest.fixture
+def started(demo_dir: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str], float]]:
+    """Run every step of `make run`; the last one (``duetime run``) stays in the background."""
+    port = free_port()
+    env = environment(demo_dir, port)
+    *setup, serve = make_run_steps()
+    assert serve == ["duetime", "run"]
+    began = time.monotonic()
+    for step in setup:
+        done = subprocess.run(
+            [str(BIN / step[0]), *step[1:]],
+            cwd=demo_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, (step, done.stdout, done.stderr)
+    proc = subprocess.Popen(
+        [str(BIN / "duetime"), "run"],
+        cwd=demo_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    env["TEST_PORT"] = str(port)
+    try:
+        yield proc, env, began
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def runs(cwd: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [str(BIN / "duetime"), "runs", "list", "--json"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    items: list[dict[str, Any]] = json.loads(done.stdout)["items"]
+    return items
+
+
+def test_make_run_shows_succeeded_runs_within_ten_seconds(
+    demo_dir: Path, started: tuple[subprocess.Popen[str], dict[str, str], float]
+) -> None:
+    proc, env, began = started
+    deadline = began + FIRST_SUCCESS_SECONDS
+    succeeded: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not succeeded:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        succeeded = [r for r in runs(demo_dir, env) if r["state"] == "succeeded"]
+        if not succeeded:
+            time.sleep(POLL_SECONDS)
+    elapsed = time.monotonic() - began
+    assert succeeded, f"no succeeded run {elapsed:.1f}s after the first `make run` step"
+    print(f"first succeeded run visible {elapsed:.2f}s after `make run` began")
+    assert {r["job"] for r in succeeded} >= {"demo.quick"}
+    port = env["TEST_PORT"]
+    health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    assert health.status_code == 200
+    assert (demo_dir / "duetime.db").exists()
+
+
+def test_make_run_again_is_idempotent(demo_dir: Path) -> None:
+    env = environment(demo_dir, free_port())
+    *setup, _serve = make_run_steps()
+    for _round in range(2):
+        for step in setup:
+            done = subprocess.run(
+                [str(BIN / step[0]), *step[1:]],
+                cwd=demo_dir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, (step, done.stdout, done.stderr)
+    manual = [r for r in runs(demo_dir, env) if r["kind"] == "manual"]
+    assert len(manual) == 2
