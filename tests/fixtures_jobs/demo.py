@@ -112,3 +112,11 @@ def ignore_term(seconds: float = 60.0) -> None:
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     time.sleep(seconds)
+
+
+@job("fx.heartbeat")
+def heartbeat(ctx: RunContext, beats: int = 3) -> int:
+    """Call ctx.heartbeat() a few times."""
+    for _ in range(beats):
+        ctx.heartbeat()
+    return beats

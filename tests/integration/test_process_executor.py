@@ -310,3 +310,33 @@ def test_unguarded_main_script_is_not_rerun_in_workers(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["main module ran", "result 2"]
+
+
+def test_sigkill_from_outside_is_worker_lost(executor: ProcessExecutor, outcomes: Outcomes) -> None:
+    import signal
+
+    executor.submit(request("k", "fx.pid_sleep", seconds=60))
+    pid = executor.pid_of("k")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    outcome = outcomes.wait("k")
+    assert outcome.state is RunState.FAILED
+    assert outcome.error is not None
+    assert outcome.error.type == "WorkerLost"
+    assert "SIGKILL" in outcome.error.message
+    assert str(pid) in outcome.error.message
+
+
+def test_idle_worker_death_is_repaired(executor: ProcessExecutor, outcomes: Outcomes) -> None:
+    import signal
+
+    executor.submit(request("warm", "fx.heartbeat"))  # also: heartbeats do not disturb anything
+    assert outcomes.wait("warm").result == 3
+    victim = executor.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: victim not in executor.worker_pids() and len(executor.worker_pids()) == 2)
+    assert executor.free_slots == 2
+    executor.submit(request("a1", "fx.add", a=1))
+    executor.submit(request("a2", "fx.add", a=2))
+    assert outcomes.wait("a1").state is RunState.SUCCEEDED
+    assert outcomes.wait("a2").state is RunState.SUCCEEDED
