@@ -14,8 +14,9 @@ import ipaddress
 import os
 import socket
 import subprocess
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -87,25 +88,68 @@ def _blocked_address(address: str) -> bool:
     )
 
 
-def check_http_target(url: str) -> str:
-    """Return the host of ``url``; TargetRefusedError for internal targets not allowlisted."""
+@dataclass(frozen=True)
+class HttpTarget:
+    """Where ``duetime.http`` connects: the checked address, with the original host name.
+
+    A checked host is pinned to the address that was checked (the URL carries the IP; the
+    Host header and TLS SNI / certificate check keep the name), so a DNS answer that changes
+    between the check and the connection (DNS rebinding) cannot reach an internal address.
+    """
+
+    url: str
+    host_header: str | None = None
+    sni_hostname: str | None = None
+
+    def headers(self, given: dict[str, str] | None) -> dict[str, str]:
+        """The request headers: ``given`` plus the Host header of a pinned target."""
+        merged = {
+            k: v for k, v in (given or {}).items() if k.lower() != "host" or not self.host_header
+        }
+        if self.host_header:
+            merged["Host"] = self.host_header
+        return merged
+
+    def extensions(self) -> dict[str, Any]:
+        """httpx request extensions (TLS server name of a pinned https target)."""
+        return {"sni_hostname": self.sni_hostname} if self.sni_hostname else {}
+
+
+def check_http_target(url: str) -> HttpTarget:
+    """Resolve and check ``url``'s host; TargetRefusedError for internal targets not allowed."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ValueError(f"url must be an absolute http(s) URL, got {url!r}")
     host = parts.hostname.lower()
     if host in {h.lower() for h in allow_list(HTTP_ALLOW_ENV)}:
-        return host
+        return HttpTarget(url)
+    default_port = 443 if parts.scheme == "https" else 80
     try:
-        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(host, parts.port or default_port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise ConnectionError(f"cannot resolve host {host!r}: {exc}") from exc
-    blocked = sorted({str(info[4][0]) for info in infos if _blocked_address(str(info[4][0]))})
-    if blocked:
+    addresses = [str(info[4][0]) for info in infos]
+    blocked = sorted({a for a in addresses if _blocked_address(a)})
+    if blocked or not addresses:
         raise TargetRefusedError(
             f"refusing {host!r}: it resolves to a private/loopback/link-local/reserved address "
-            f"({', '.join(blocked)}); add the host to {HTTP_ALLOW_ENV} to allow it"
+            f"({', '.join(blocked) or 'none'}); add the host to {HTTP_ALLOW_ENV} to allow it"
         )
-    return host
+    return pin_target(url, addresses[0])
+
+
+def pin_target(url: str, address: str) -> HttpTarget:
+    """An :class:`HttpTarget` that connects to ``address`` on behalf of ``url``'s host."""
+    parts = urlsplit(url)
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    literal = f"[{ip}]" if ip.version == 6 else str(ip)
+    port = f":{parts.port}" if parts.port else ""
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@{literal}{port}" if userinfo else f"{literal}{port}"
+    pinned = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    host = str(parts.hostname)
+    host_header = f"[{host}]{port}" if ":" in host else f"{host}{port}"
+    return HttpTarget(pinned, host_header, host if parts.scheme == "https" else None)
 
 
 def _expected(expect_status: int | list[int]) -> list[int]:
@@ -125,10 +169,16 @@ def http(
     method = method.upper()
     if method not in _METHODS:
         raise ValueError(f"method must be one of {', '.join(sorted(_METHODS))}, got {method!r}")
-    check_http_target(url)
+    target = check_http_target(url)
     content = {"json": body} if isinstance(body, dict | list) else {"content": body}
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-        response = client.request(method, url, headers=headers or {}, **content)
+        response = client.request(
+            method,
+            target.url,
+            headers=target.headers(headers),
+            extensions=target.extensions(),
+            **content,
+        )
     expected = _expected(expect_status)
     if response.status_code not in expected:
         raise UnexpectedStatusError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 import threading
 import types
@@ -24,8 +25,10 @@ def run(job: str, **params: Any) -> ExecutionResult:
 
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        status = int(self.path.rsplit("/", 1)[-1] or 200)
-        body = b"hello from the test server"
+        if self.path == "/host":
+            status, body = 200, f"host={self.headers.get('Host')}".encode()
+        else:
+            status, body = int(self.path.rsplit("/", 1)[-1] or 200), b"hello from the test server"
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -197,3 +200,52 @@ def test_maintenance_without_database_url_fails() -> None:
 
 def _fields(request: Any) -> dict[str, Any]:
     return {name: getattr(request, name) for name in request.__dataclass_fields__}
+
+
+def _fake_dns(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> None:
+    real = socket.getaddrinfo
+
+    def fake(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in answers:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answers[host]]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+
+
+def test_http_refuses_a_name_with_any_internal_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DUETIME_HTTP_ALLOW_HOSTS", raising=False)
+    _fake_dns(monkeypatch, {"mixed.example": ["93.184.216.34", "10.0.0.5"]})
+    result = run("duetime.http", url="https://mixed.example/")
+    assert result.error is not None
+    assert result.error.type.endswith("TargetRefusedError")
+    assert "10.0.0.5" in result.error.message
+    assert "93.184.216.34" not in result.error.message
+
+
+def test_http_connects_to_the_checked_address(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checked IP is what gets connected to; the Host header keeps the name."""
+    from duetime.jobs import builtins
+
+    monkeypatch.delenv("DUETIME_HTTP_ALLOW_HOSTS", raising=False)
+    _fake_dns(monkeypatch, {"service.example": ["127.0.0.1"]})
+    monkeypatch.setattr(builtins, "_blocked_address", lambda address: False)
+    port = server.rsplit(":", 1)[1]
+    result = run("duetime.http", url=f"http://service.example:{port}/host")
+    assert result.state is RunState.SUCCEEDED, result.error
+    assert result.result["body"] == f"host=service.example:{port}"
+
+
+def test_pin_target_keeps_name_for_host_header_and_tls() -> None:
+    from duetime.jobs.builtins import pin_target
+
+    target = pin_target("https://user:pw@api.example:8443/v1?q=1", "2001:db8::5")
+    assert target.url == "https://user:pw@[2001:db8::5]:8443/v1?q=1"
+    assert target.headers({"host": "evil", "X": "1"}) == {"X": "1", "Host": "api.example:8443"}
+    assert target.extensions() == {"sni_hostname": "api.example"}
+    plain = pin_target("http://api.example/x", "93.184.216.34")
+    assert (plain.url, plain.host_header, plain.extensions()) == (
+        "http://93.184.216.34/x",
+        "api.example",
+        {},
+    )
