@@ -20,7 +20,7 @@ from bisect import bisect_left
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-from duetime.errors import InvalidTriggerError
+from duetime.errors import InvalidTriggerError, UnknownTimezoneError
 from duetime.triggers.base import DST_POLICIES, MAX_SEARCH_YEARS, SPEC_VERSION
 from duetime.triggers.cron_describe import describe_cron
 from duetime.triggers.cron_offsets import fixed_offset, table_for
@@ -72,7 +72,7 @@ class CronTrigger:
         _check_choice("dst_policy", dst_policy, DST_POLICIES)
         _check_choice("weekdays", weekdays, WEEKDAY_CONVENTIONS)
         _check_choice("day_match", day_match, DAY_MATCH_MODES)
-        self.timezone: tzinfo = get_zone(timezone) if isinstance(timezone, str) else timezone
+        self.timezone: tzinfo = _zone(timezone)
         self.parsed = parse_cron(expression, weekdays=weekdays)
         self.expression = self.parsed.expression
         self.dst_policy = dst_policy
@@ -276,6 +276,16 @@ class CronTrigger:
                 "matches its day, month (and year) fields",
                 field="expression",
             )
+
+
+def _zone(timezone: object) -> tzinfo:
+    if isinstance(timezone, tzinfo):
+        return timezone
+    if isinstance(timezone, str):
+        return get_zone(timezone)
+    raise UnknownTimezoneError(
+        f"time zone must be an IANA name or a tzinfo, not {timezone!r}", field="timezone"
+    )
 
 
 def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

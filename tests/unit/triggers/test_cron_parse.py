@@ -88,9 +88,11 @@ def test_bad_options_name_the_field(kwargs: dict[str, object], field: str) -> No
     assert field in str(info.value)
 
 
-def test_unknown_zone() -> None:
-    with pytest.raises(UnknownTimezoneError):
-        CronTrigger("* * * * *", "Mars/Olympus_Mons")
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "", None, 3])
+def test_unknown_zone(zone: object) -> None:
+    with pytest.raises(UnknownTimezoneError) as info:
+        CronTrigger("* * * * *", zone)  # type: ignore[arg-type]
+    assert info.value.field == "timezone"
 
 
 def test_parsed_values() -> None:
