@@ -98,14 +98,14 @@ def test_names_are_unique_per_live_tenant_and_reusable_after_delete(sched: Sched
     assert sched.get_schedule("nightly").id == again.id
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["", " lead", "trail ", "tab\there", "nul\x00", "x" * 201, 42],
-)
-def test_bad_names_are_refused(sched: Scheduler, name: Any) -> None:
-    with pytest.raises(ValidationError) as info:
-        add(sched, name)
-    assert info.value.field == "name"
+BAD_NAMES = ["", " lead", "trail ", "tab\there", "nul\x00", "x" * 201, 42]
+
+
+def test_bad_names_are_refused(sched: Scheduler) -> None:
+    for name in BAD_NAMES:
+        with pytest.raises(ValidationError) as info:
+            add(sched, name)
+        assert info.value.field == "name", name
 
 
 def test_good_names_are_accepted(sched: Scheduler) -> None:
@@ -154,11 +154,18 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize(("kwargs", "field"), BAD_INPUT)
-def test_bad_input_names_the_field(sched: Scheduler, kwargs: dict[str, Any], field: str) -> None:
-    with pytest.raises(ValidationError) as info:
-        add(sched, **kwargs)
-    assert info.value.field == field
+def test_bad_input_names_the_field(sched: Scheduler) -> None:
+    """One database per backend for the whole table (each case must leave nothing behind)."""
+    wrong = []
+    for kwargs, field in BAD_INPUT:
+        try:
+            add(sched, **kwargs)
+        except ValidationError as err:
+            if err.field != field:
+                wrong.append(f"{kwargs}: field {err.field!r}, expected {field!r} ({err})")
+        else:
+            wrong.append(f"{kwargs}: accepted")
+    assert wrong == []
     assert sched.list_schedules().items == []
 
 
