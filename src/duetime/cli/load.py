@@ -67,12 +67,15 @@ def print_plan(plan: Plan) -> None:
             style = _ACTION_STYLE[item.action]
             table.add_row(f"[{style}]{item.action}[/]", item.name, _changes(item))
         console.print(table)
-    counts = plan.counts()
-    summary = ", ".join(
-        f"{n} to {a}" if plan.dry_run else f"{n} {_past(a)}" for a, n in counts.items()
-    )
+    summary = ", ".join(_count_phrase(a, n, plan.dry_run) for a, n in plan.counts().items())
     prefix = "dry run (nothing changed): " if plan.dry_run else ""
     console.print(prefix + summary)
+
+
+def _count_phrase(action: str, count: int, dry_run: bool) -> str:
+    if action == "unchanged":
+        return f"{count} unchanged"
+    return f"{count} to {action}" if dry_run else f"{count} {_past(action)}"
 
 
 def _past(action: str) -> str:
