@@ -40,6 +40,7 @@ def _problem_example(status: int, detail: str) -> dict[str, Any]:
 
 #: OpenAPI documentation of the error answers every authenticated route may give.
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _problem_example(400, "There was an error parsing the body"),
     401: _problem_example(401, "missing Authorization: Bearer <key> header"),
     403: _problem_example(403, "this needs the admin role; the key has viewer"),
     422: _problem_example(422, "name: must be 1–200 characters"),

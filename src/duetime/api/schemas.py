@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from duetime.api.normalize import normalize_schedule_input, reject_nul
 from duetime.errors import ValidationError
@@ -26,7 +33,24 @@ MAX_PREVIEW_COUNT = 100
 OverlapName = Literal["skip", "buffer_one", "buffer_all", "replace"]
 TriggerValue = dict[str, Any] | str
 
-_FORBID = ConfigDict(extra="forbid")
+#: Request bodies: unknown fields refused, no lax coercion ("5" is not 5), like the schema says.
+_FORBID = ConfigDict(extra="forbid", strict=True)
+
+
+def _iso_instant(value: Any) -> Any:
+    """Accept ISO 8601 strings (and datetimes from Python callers) only."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError("must be an ISO 8601 date-time such as 2030-01-01T03:00:00Z")
+
+
+#: A request datetime: an ISO 8601 string (naive values are read in the schedule's zone).
+Instant = Annotated[datetime, BeforeValidator(_iso_instant)]
 
 
 def check_name(value: str, field: str = "name") -> str:
@@ -49,8 +73,8 @@ class _ScheduleFields(BaseModel):
     description: str | None = Field(None, max_length=10_000)
     parameters: dict[str, Any] | None = None
     timezone: str | None = Field(None, min_length=1, max_length=64)
-    start_date: datetime | None = None
-    end_date: datetime | None = None
+    start_date: Instant | None = None
+    end_date: Instant | None = None
     enabled: bool | None = None
     priority: int | None = Field(None, ge=-1_000_000, le=1_000_000)
     max_instances: int | None = Field(None, ge=1, le=100)
@@ -91,8 +115,10 @@ _PRECONDITIONS = ("expected_version", "expected_updated_at")
 
 
 class _Preconditions(BaseModel):
+    model_config = _FORBID
+
     expected_version: int | None = Field(None, ge=1, le=INT32_MAX)
-    expected_updated_at: datetime | None = None
+    expected_updated_at: Instant | None = None
 
 
 class ScheduleCreate(_ScheduleFields):
@@ -162,7 +188,7 @@ class CronValidateRequest(BaseModel):
     expression: str = Field(min_length=1, max_length=1000)
     timezone: str = Field("UTC", min_length=1, max_length=64)
     count: int = Field(5, ge=0, le=MAX_PREVIEW_COUNT)
-    after: datetime | None = None
+    after: Instant | None = None
     dst_policy: Literal["cron", "instant", "once"] = "cron"
     weekdays: Literal["posix", "iso"] = "posix"
     day_match: Literal["vixie", "and"] = "vixie"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,14 +9,14 @@ from starlette.responses import Response
 
 from duetime.api.deps import Operator, SchedulerDep, Viewer
 from duetime.api.responses import COMMON_ERRORS, NOT_FOUND, model_response
-from duetime.api.schemas import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, RunOut, RunPage
+from duetime.api.schemas import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, Instant, RunOut, RunPage
 from duetime.api.views import RunFilters, run_page, tenant_view, view_for_filter
 from duetime.models import RunState
 
 router = APIRouter(prefix="/runs", tags=["runs"], responses=COMMON_ERRORS)
 
 
-@router.get("", response_model=RunPage, summary="List runs")
+@router.get("", response_model=RunPage, responses=NOT_FOUND, summary="List runs")
 def list_runs(
     principal: Viewer,
     scheduler: SchedulerDep,
@@ -26,7 +25,7 @@ def list_runs(
     tenant: Annotated[str | None, Query(max_length=200)] = None,
     schedule: Annotated[str | None, Query(max_length=200, description="id or name")] = None,
     state: Annotated[list[RunState] | None, Query()] = None,
-    since: Annotated[datetime | None, Query(description="created at or after")] = None,
+    since: Annotated[Instant | None, Query(description="created at or after")] = None,
 ) -> Response:
     """Runs of the caller's tenant, newest first, keyset-paginated."""
     view = view_for_filter(scheduler, principal, tenant)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
@@ -18,6 +17,7 @@ from duetime.api.schemas import (
     MAX_PREVIEW_COUNT,
     ActionRequest,
     FireTime,
+    Instant,
     NextRuns,
     PreconditionBody,
     RunOut,
@@ -302,7 +302,7 @@ def schedule_runs(
     limit: Limit = DEFAULT_LIST_LIMIT,
     cursor: Cursor = None,
     state: Annotated[list[RunState] | None, Query()] = None,
-    since: Annotated[datetime | None, Query(description="created at or after")] = None,
+    since: Annotated[Instant | None, Query(description="created at or after")] = None,
 ) -> Response:
     """Runs of one schedule, newest first."""
     view = tenant_view(scheduler, principal)

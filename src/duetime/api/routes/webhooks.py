@@ -25,7 +25,7 @@ Description = Annotated[str | None, Field(max_length=2000, pattern=r"^[^\x00]*$"
 class WebhookCreate(BaseModel):
     """POST /webhooks body."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     url: Url
     events: Events = Field(default_factory=lambda: ["*"])
@@ -37,7 +37,7 @@ class WebhookCreate(BaseModel):
 class WebhookPatch(BaseModel):
     """PATCH /webhooks/{id} body."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     url: Url | None = None
     events: Events | None = None
