@@ -437,5 +437,6 @@ class Engine:
     async def _run_in_thread(self, ready: threading.Event) -> None:
         self._thread_loop = asyncio.get_running_loop()
         self._thread_stop = asyncio.Event()
+        self._running = True  # run() sets it too; callers of start_background see it at once
         ready.set()
         await self.run(self._thread_stop)

@@ -1,0 +1,194 @@
+"""The engine on the real clock with the real thread executor: waking, shutdown, the CLI."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from test_engine_helpers import add_schedule, make_settings, runs_of
+from typer.testing import CliRunner
+
+from duetime.cli.main import app
+from duetime.clock import SystemClock
+from duetime.engine import Engine
+from duetime.executors.factory import create_executor
+from duetime.jobs import default_registry
+from duetime.models import RunKind, RunState
+from duetime.store import tables as t
+from duetime.store.sqlalchemy import SQLAlchemyStore
+
+#: The loop's longest sleep here: a wake-up much faster than this proves it was a change.
+HEARTBEAT_SECONDS = 20.0
+WAKE_WITHIN_SECONDS = 3.0
+POLL_SECONDS = 0.05
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(POLL_SECONDS)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def live(db_url: str) -> Iterator[tuple[SQLAlchemyStore, Engine]]:
+    clock = SystemClock()
+    store = SQLAlchemyStore(db_url, clock=clock)
+    settings = make_settings(
+        heartbeat_seconds=HEARTBEAT_SECONDS, lookahead_seconds=1.0, shutdown_grace_seconds=0.2
+    )
+    executor = create_executor(
+        "thread", concurrency=5, registry=default_registry, jobs_modules=[], clock=clock
+    )
+    engine = Engine(
+        store, registry=default_registry, executor=executor, clock=clock, settings=settings
+    )
+    engine.start_background()
+    try:
+        yield store, engine
+    finally:
+        engine.stop(wait=True)
+        store.dispose()
+
+
+def _succeeded(store: SQLAlchemyStore, sid: str) -> bool:
+    return any(r.state is RunState.SUCCEEDED for r in runs_of(store, sid))
+
+
+def test_wakes_at_once_on_an_in_process_change(live: tuple[SQLAlchemyStore, Engine]) -> None:
+    store, engine = live
+    assert engine.running
+    time.sleep(0.3)  # let the loop go to sleep (nothing is due for a heartbeat interval)
+    now = store.clock.now()
+    spec = {"type": "date", "run_at": now.isoformat()}
+    sid = add_schedule(store, "soon", spec, now=now, job="duetime.noop")
+    update_next_run_at(store, sid, now)
+    wait_for("the run", lambda: _succeeded(store, sid), WAKE_WITHIN_SECONDS)
+
+
+def test_wakes_on_a_change_from_another_process(
+    live: tuple[SQLAlchemyStore, Engine], db_url: str
+) -> None:
+    store, _ = live
+    other = SQLAlchemyStore(db_url, clock=SystemClock())  # its own pool: NOTIFY / data_version
+    try:
+        time.sleep(0.3)
+        now = other.clock.now()
+        spec = {"type": "date", "run_at": now.isoformat()}
+        sid = add_schedule(other, "remote", spec, now=now, job="duetime.noop")
+        update_next_run_at(other, sid, now)
+        wait_for("the run", lambda: _succeeded(store, sid), WAKE_WITHIN_SECONDS)
+    finally:
+        other.dispose()
+
+
+def test_graceful_stop_interrupts_and_recovers(live: tuple[SQLAlchemyStore, Engine]) -> None:
+    store, engine = live
+    now = store.clock.now()
+    sid = add_schedule(
+        store,
+        "long",
+        {"type": "date", "run_at": now.isoformat()},
+        now=now,
+        job="duetime.sleep",
+        parameters={"seconds": 60},
+    )
+    update_next_run_at(store, sid, now)
+    wait_for(
+        "the run to start",
+        lambda: any(r.state is RunState.RUNNING for r in runs_of(store, sid)),
+        WAKE_WITHIN_SECONDS,
+    )
+    started = time.monotonic()
+    engine.stop(wait=True)
+    assert time.monotonic() - started < 10
+    interrupted, recovery = runs_of(store, sid)
+    assert interrupted.state is RunState.FAILED
+    assert interrupted.error is not None
+    assert interrupted.error.type == "Interrupted"
+    assert recovery.kind is RunKind.RECOVERY
+    assert recovery.state is RunState.PENDING
+    assert recovery.attempt == interrupted.attempt
+
+
+def update_next_run_at(store: SQLAlchemyStore, sid: str, at: Any) -> None:
+    """A one-off 'now' (the helper computes fires strictly after now)."""
+    with store.write() as conn:
+        conn.execute(
+            sa.update(t.schedules)
+            .where(t.schedules.c.id == sid)
+            .values(next_run_at=at, state="active")
+        )
+        store.changed(conn)
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def _due_noop(url: str) -> str:
+    store = SQLAlchemyStore(url, clock=SystemClock())
+    try:
+        now = store.clock.now()
+        sid = add_schedule(
+            store, f"n-{uuid.uuid4().hex[:6]}", {"type": "date", "run_at": now.isoformat()},
+            now=now, job="duetime.noop",
+        )  # fmt: skip
+        update_next_run_at(store, sid, now)
+        return sid
+    finally:
+        store.dispose()
+
+
+def test_cli_once_runs_due_runs_of_every_database(tmp_path: Path, sqlite_url: str) -> None:
+    from duetime.store.migrate import upgrade_database
+
+    second = f"sqlite:///{tmp_path / 'second.db'}"
+    upgrade_database(second)
+    first_id, second_id = _due_noop(sqlite_url), _due_noop(second)
+    result = CliRunner().invoke(
+        app,
+        ["scheduler", "run", "--once", "-d", sqlite_url, "-d", second, "--executor", "thread"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "ran 2 run(s): 2 succeeded" in result.output
+    for url, sid in ((sqlite_url, first_id), (second, second_id)):
+        store = SQLAlchemyStore(url, clock=SystemClock())
+        assert [r.state for r in runs_of(store, sid)] == [RunState.SUCCEEDED]
+        store.dispose()
+
+
+def test_cli_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = CliRunner().invoke(app, ["scheduler", "run", "--once", "-d", url])
+    assert result.exit_code == 1
+    assert "duetime" in result.output
+    assert ("migrate" in result.output) or ("init" in result.output)
+    assert "Traceback" not in result.output
+
+
+def test_background_thread_start_and_stop_are_idempotent(sqlite_url: str) -> None:
+    clock = SystemClock()
+    store = SQLAlchemyStore(sqlite_url, clock=clock)
+    executor = create_executor(
+        "thread", concurrency=1, registry=default_registry, jobs_modules=[], clock=clock
+    )
+    engine = Engine(
+        store, registry=default_registry, executor=executor, clock=clock, settings=make_settings()
+    )
+    engine.start_background()
+    engine.start_background()
+    assert engine.running
+    assert any(th.name.startswith("duetime-engine") for th in threading.enumerate())
+    engine.stop()
+    engine.stop()
+    assert not engine.running
+    store.dispose()
