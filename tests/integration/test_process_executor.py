@@ -340,3 +340,41 @@ def test_idle_worker_death_is_repaired(executor: ProcessExecutor, outcomes: Outc
     executor.submit(request("a2", "fx.add", a=2))
     assert outcomes.wait("a1").state is RunState.SUCCEEDED
     assert outcomes.wait("a2").state is RunState.SUCCEEDED
+
+
+GUARDED_SCRIPT_WITH_JOBS = """
+import queue, sys
+from datetime import datetime, UTC
+from duetime.executors.base import ExecutionRequest
+from duetime.executors.process import ProcessExecutor
+from duetime.jobs import job
+
+
+@job("main.hello")
+def hello(name: str) -> str:
+    return "hello " + name
+
+
+if __name__ == "__main__":
+    got = queue.Queue()
+    ex = ProcessExecutor(concurrency=1)
+    ex.start(got.put)
+    ex.submit(ExecutionRequest(run_id="r", job="main.hello", parameters={"name": "w"},
+        attempt=1, lease_token="l", timeout_seconds=None,
+        scheduled_for=datetime(2030, 1, 1, tzinfo=UTC)))
+    outcome = got.get(timeout=20)
+    print(outcome.state, outcome.result, outcome.error, flush=True)
+    ex.shutdown(1)
+"""
+
+
+def test_jobs_defined_in_a_guarded_main_script_run_in_workers(tmp_path: Path) -> None:
+    import subprocess
+
+    script = tmp_path / "script_with_jobs.py"
+    script.write_text(GUARDED_SCRIPT_WITH_JOBS)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "succeeded hello w None"

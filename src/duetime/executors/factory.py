@@ -33,7 +33,9 @@ def create_executor(
     kind = name.strip().lower()
     import_job_modules(jobs_modules)
     if kind == "process":
-        return ProcessExecutor(concurrency=concurrency, jobs_modules=jobs_modules, clock=clock)
+        return ProcessExecutor(
+            concurrency=concurrency, jobs_modules=jobs_modules, clock=clock, registry=registry
+        )
     if kind == "thread":
         return ThreadExecutor(concurrency=concurrency, registry=registry, clock=clock)
     if kind == "asyncio":

@@ -1,16 +1,18 @@
 """ProcessExecutor (default): duetime's own pool of forkserver worker processes.
 
-One run per worker at a time. A supervisor thread in the engine process sends nothing but
-reads every worker pipe, watches the process sentinels and enforces deadlines measured with
-the engine's ``clock.monotonic()``. Timeout and cancel terminate the worker (SIGTERM, then
-SIGKILL after ``KILL_GRACE_SECONDS``) and start a replacement; the run's outcome is reported
-once the process is gone, so a retry can never overlap a still-running attempt. A worker that
-dies on its own (``os._exit``, a segfault, the OOM killer) fails its run with ``WorkerLost``.
+One run per worker at a time. A supervisor thread in the engine process reads every worker
+pipe (results, forwarded log records), watches the process sentinels and enforces deadlines
+measured with the engine's ``clock.monotonic()``. Timeout and cancel terminate the worker
+(SIGTERM, then SIGKILL after ``KILL_GRACE_SECONDS``) and start a replacement; the run's
+outcome is reported once the process is gone, so a retry can never overlap a still-running
+attempt. A worker that dies on its own (``os._exit``, a segfault, the OOM killer) fails its
+run with ``WorkerLost``.
 
 Workers start with the engine's environment as it was when they were started (secrets and
 allowlists are read from it) and import ``duetime.jobs`` and the job modules; they run the
-job types of :data:`duetime.jobs.default_registry` as those imports define it. Workers ignore
-SIGINT: Ctrl-C in a terminal reaches the engine, whose graceful shutdown stops them.
+job types those imports register in :data:`duetime.jobs.default_registry` (job types only
+registered in another registry are not known to workers). Workers ignore SIGINT: Ctrl-C in
+a terminal reaches the engine, whose graceful shutdown stops them.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from duetime.executors._common import (
 from duetime.executors._worker import worker_main
 from duetime.executors.base import ExecutionRequest, OutcomeCallback
 from duetime.jobs.execute import ExecutionResult, failure
+from duetime.jobs.registry import JobRegistry, default_registry
 from duetime.models import RunError, RunState
 
 #: Seconds between SIGTERM and SIGKILL when a worker is stopped.
@@ -72,7 +75,9 @@ class _NoMainPopen(popen_forkserver.Popen):
 
     Workers need only duetime and the job modules (imported by name). Re-running ``__main__``
     would start an unguarded user script once per worker, and import the whole CLI for
-    ``duetime scheduler run``.
+    ``duetime scheduler run``. (When ``__main__`` itself defines job types, workers do import
+    it, as multiprocessing always does: such scripts need the ``if __name__ == "__main__"``
+    guard.)
     """
 
     def _launch(self, process_obj: Any) -> None:
@@ -121,8 +126,10 @@ class ProcessExecutor:
         jobs_modules: Sequence[str] = (),
         clock: Clock | None = None,
         kill_grace_seconds: float = KILL_GRACE_SECONDS,
+        registry: JobRegistry | None = None,
     ) -> None:
         self.concurrency = check_concurrency(concurrency)
+        self._registry = registry or default_registry
         self._kill_grace = kill_grace_seconds
         self._modules = [m.strip() for m in jobs_modules if m.strip()]
         self._clock = clock or SystemClock()
@@ -232,7 +239,8 @@ class ProcessExecutor:
     # ------------------------------------------------------------------ worker lifecycle
     def _spawn(self) -> _Worker:
         parent_end, child_end = self._mp.Pipe(duplex=True)
-        process = _WorkerProcess(
+        process_class = self._mp.Process if self._main_defines_jobs() else _WorkerProcess
+        process = process_class(
             target=worker_main,
             args=(child_end, self._modules, dict(os.environ), logging.getLogger().level),
             name=f"duetime-worker-{next(self._names)}",
@@ -241,6 +249,10 @@ class ProcessExecutor:
         process.start()
         child_end.close()
         return _Worker(process, parent_end)
+
+    def _main_defines_jobs(self) -> bool:
+        """True when ``__main__`` registered job types: workers must then import it too."""
+        return any(t.module == "__main__" for t in self._registry.all())
 
     def _terminate(self, worker: _Worker, reason: str) -> None:
         """Send SIGTERM (the supervisor escalates to SIGKILL); call with the lock held."""
