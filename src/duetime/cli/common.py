@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from duetime.errors import (
@@ -249,6 +250,11 @@ def page_json(page: Any) -> dict[str, Any]:
     }
 
 
+def plain(value: object) -> str:
+    """Return ``value`` as text that rich prints literally (user data is never markup)."""
+    return escape(str(value))
+
+
 def fmt_instant(value: datetime | None, zone: Any = None) -> str:
     """Return ``value`` as ``YYYY-MM-DD HH:MM:SS`` in ``zone`` (UTC by default), or ``-``."""
     if value is None:
@@ -355,11 +361,11 @@ def schedule_table(items: list[Any], *, title: str | None = None) -> Table:
     for s in items:
         table.add_row(
             s.id[:SHORT_ID],
-            s.name,
+            plain(s.name),
             str(jsonable(s.source)),
             fmt_instant(s.next_run_at),
             _local_cell(s.next_run_at, s.timezone),
-            describe_trigger(s.trigger, s.timezone),
+            plain(describe_trigger(s.trigger, s.timezone)),
             _state_cell(str(jsonable(s.state))),
             _state_cell(str(jsonable(s.last_run_state)) if s.last_run_state else "-"),
         )
@@ -416,8 +422,8 @@ def run_table(
         duration = "-" if r.duration_ms is None else fmt_seconds(r.duration_ms / 1000)
         table.add_row(
             r.id[:SHORT_ID],
-            (names or {}).get(r.schedule_id or "") or (r.schedule_id or "-")[:SHORT_ID],
-            r.job,
+            plain((names or {}).get(r.schedule_id or "") or (r.schedule_id or "-")[:SHORT_ID]),
+            plain(r.job),
             str(jsonable(r.kind)),
             _state_cell(str(jsonable(r.state))),
             f"{r.attempt}/{r.max_attempts}",

@@ -16,6 +16,7 @@ from duetime.cli.common import (
     console,
     emit_json,
     handle_errors,
+    plain,
     scheduler_session,
     spinner,
 )
@@ -65,7 +66,7 @@ def print_plan(plan: Plan) -> None:
             table.add_column(column, overflow="fold")
         for item in shown:
             style = _ACTION_STYLE[item.action]
-            table.add_row(f"[{style}]{item.action}[/]", item.name, _changes(item))
+            table.add_row(f"[{style}]{item.action}[/]", plain(item.name), plain(_changes(item)))
         console.print(table)
     summary = ", ".join(_count_phrase(a, n, plan.dry_run) for a, n in plan.counts().items())
     prefix = "dry run (nothing changed): " if plan.dry_run else ""

@@ -22,6 +22,7 @@ from duetime.cli.common import (
     jsonable,
     parse_duration,
     parse_params,
+    plain,
     run_table,
     schedule_json,
     schedule_names,
@@ -104,7 +105,8 @@ def force_run(
         emit_json(run)
     else:
         console.print(
-            f"run [bold]{run.id}[/] of {name}: {run.state} (see `duetime runs show {run.id}`)"
+            f"run [bold]{run.id}[/] of {plain(name)}: {run.state} "
+            f"(see `duetime runs show {run.id}`)"
         )
     if wait_seconds is not None and run.state != RunState.SUCCEEDED:
         raise typer.Exit(1)
@@ -162,13 +164,13 @@ def _print_status(info: dict[str, Any]) -> None:
         table.add_column(column, overflow="fold")
     for inst in instances:
         table.add_row(
-            str(inst.get("id")),
-            str(inst.get("hostname")),
+            plain(inst.get("id")),
+            plain(inst.get("hostname")),
             str(inst.get("pid")),
-            str(inst.get("executor")),
+            plain(inst.get("executor")),
             str(inst.get("concurrency")),
-            str(inst.get("heartbeat_at")),
-            str(inst.get("stopped_at") or "-"),
+            fmt_instant(inst.get("heartbeat_at")),
+            fmt_instant(inst.get("stopped_at")),
         )
     console.print(table)
     for key in ("schedules", "queue_depth", "queue_due", "running", "last_24h", "failures_24h"):
@@ -179,7 +181,9 @@ def _print_status(info: dict[str, Any]) -> None:
     for column in ("schedule", "job", "next run (UTC)"):
         nxt.add_column(column)
     for fire in fires:
-        nxt.add_row(str(fire.get("name")), str(fire.get("job")), fmt_instant(fire["next_run_at"]))
+        nxt.add_row(
+            plain(fire.get("name")), plain(fire.get("job")), fmt_instant(fire["next_run_at"])
+        )
     console.print(nxt)
 
 

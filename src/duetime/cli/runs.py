@@ -21,6 +21,7 @@ from duetime.cli.common import (
     jsonable,
     parse_duration,
     parse_instant,
+    plain,
     run_table,
     schedule_names,
     scheduler_session,
@@ -143,7 +144,7 @@ def show(
         return
     console.print(_detail(run))
     if run.error is not None:
-        console.print(f"[red]{run.error.type}: {run.error.message}[/]", markup=True)
+        console.print(f"[red]{plain(run.error.type)}: {plain(run.error.message)}[/]")
         if run.error.traceback:
             console.print(run.error.traceback.rstrip(), markup=False, highlight=False)
 
@@ -158,7 +159,7 @@ def _detail(run: Run) -> Table:
         if key.endswith("_at") or key in ("scheduled_for", "missed_until"):
             value = fmt_instant(getattr(run, key)) + (" UTC" if getattr(run, key) else "")
         shown = json.dumps(value) if isinstance(value, dict | list) else str(value)
-        table.add_row(key, "-" if value is None else shown)
+        table.add_row(key, "-" if value is None else plain(shown))
     return table
 
 

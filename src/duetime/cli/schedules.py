@@ -22,6 +22,7 @@ from duetime.cli.common import (
     parse_duration,
     parse_instant,
     parse_params,
+    plain,
     schedule_json,
     schedule_table,
     scheduler_session,
@@ -211,7 +212,7 @@ def show(
 
 
 def _detail_table(schedule: Schedule, fires: list[Any]) -> Table:
-    table = Table(title=f"schedule {schedule.name}", show_header=False, title_justify="left")
+    table = Table(title=f"schedule {plain(schedule.name)}", show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     data = schedule_json(schedule)
@@ -219,7 +220,7 @@ def _detail_table(schedule: Schedule, fires: list[Any]) -> Table:
         if key in ("timeout", "retry_backoff", "misfire_grace_time") and value is not None:
             value = fmt_seconds(value)
         shown = json.dumps(value) if isinstance(value, dict | list) else str(value)
-        table.add_row(key, "-" if value is None else shown)
+        table.add_row(key, "-" if value is None else plain(shown))
     for index, fire in enumerate(fires):
         table.add_row("next fires" if index == 0 else "", fmt_instant(fire) + " UTC")
     return table
@@ -302,7 +303,7 @@ def _report(schedule: Schedule, verb: str, as_json: bool) -> None:
         return
     next_at = fmt_instant(schedule.next_run_at)
     console.print(
-        f"{verb} schedule [bold]{schedule.name}[/] ({schedule.id}); state {schedule.state}; "
+        f"{verb} schedule [bold]{plain(schedule.name)}[/] ({schedule.id}); state {schedule.state}; "
         f"next run {next_at} UTC"
     )
 
@@ -395,7 +396,7 @@ def _simple_action(verb: str, method: str, doc: str) -> None:
             emit_json(schedule_json(schedule) if schedule else {"name": name, "done": verb})
             return
         past = {"delete": "deleted", "pause": "paused", "resume": "resumed"}[verb]
-        console.print(f"{past} schedule [bold]{schedule.name if schedule else name}[/]")
+        console.print(f"{past} schedule [bold]{plain(schedule.name if schedule else name)}[/]")
 
 
 _simple_action("delete", "delete_schedule", "Delete a schedule (soft: its history stays).")

@@ -171,3 +171,15 @@ def test_typer_usage_errors_exit_2(cli: Cli) -> None:
     result = cli("schedules", "add", "x", "--job", "demo.quick", "--max-instances", "0")
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_names_that_look_like_markup_are_printed_literally(cli: Cli) -> None:
+    name = "Nightly [prod] [/oops]"
+    assert add(cli, name, "--cron", "@daily").exit_code == 0
+    for args in (["show-schedule"], ["schedules", "list"], ["schedules", "show", name]):
+        result = cli(*args)
+        assert result.exit_code == 0, result.output
+        assert name in result.stdout
+    forced = cli("force", name)
+    assert forced.exit_code == 0, forced.output
+    assert name in forced.stdout
