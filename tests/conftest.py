@@ -15,7 +15,9 @@ def require_service(env_var: str, what: str) -> str:
     url = os.environ.get(env_var)
     if url:
         return url
-    message = f"{what} tests need {env_var} (e.g. {env_var}=postgresql://postgres@127.0.0.1/postgres)"
+    message = (
+        f"{what} tests need {env_var} (e.g. {env_var}=postgresql://postgres@127.0.0.1/postgres)"
+    )
     if IN_CI:
         pytest.fail(f"CI=true but {message}")
     pytest.skip(message)

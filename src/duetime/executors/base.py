@@ -1,4 +1,4 @@
-"""The executor seam: the engine submits :class:`ExecutionRequest` s and receives :class:`Outcome` s.
+"""The executor seam: the engine submits ExecutionRequests and receives Outcomes.
 
 The engine keeps every database connection; executors never touch the store. An executor
 calls ``on_outcome`` exactly once per submitted request (from any thread: the engine makes it

@@ -87,7 +87,7 @@ def resolve_wall(wall: datetime, tz: tzinfo) -> WallResolution:
 
 
 def transition_between(lo: datetime, hi: datetime, tz: tzinfo) -> datetime:
-    """Return the first instant in (lo, hi] whose offset differs from ``lo``'s (second precision)."""
+    """Return the first instant in (lo, hi] whose offset differs from lo's (to the second)."""
     base = lo.astimezone(tz).utcoffset()
     while hi - lo > _ONE_SECOND:
         mid = lo + (hi - lo) / 2
