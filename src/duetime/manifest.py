@@ -80,6 +80,13 @@ _RECURRENCE_KEYS = ("cron", "timezone", "start_date", "end_date")
 _OTHER_KEYS = ("name", "job", "tenant", "timezone", "trigger_kwargs", "jitter")
 ALLOWED_KEYS = frozenset((*FIELD_DEFAULTS, *_TRIGGER_KEYS, *_OTHER_KEYS))
 _TOP_LEVEL_KEYS = ("schedules", "defaults")
+#: Names other schedulers (and the API) use for our fields.
+FIELD_ALIASES = {
+    "job_type": "job",
+    "job_name": "name",
+    "is_enabled": "enabled",
+    "timeout_seconds": "timeout",
+}
 _EXECUTOR = re.compile(r"^(default|process|thread|asyncio|celery|celery:[A-Za-z0-9_.\-]+)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: Stored trigger keys a manifest may leave out without that being a change.
@@ -436,6 +443,7 @@ def _read_entry(
         problems.add(prefix, f"expected a schedule object, got {type(raw).__name__}")
         return None
     before = len(problems.items)
+    raw = _unalias(raw, prefix, problems)
     _check_keys(raw, prefix, problems)
     _check_tenant(raw, prefix, problems, opts.tenant)
     name = problems.check(f"{prefix}.name", lambda: check_name(raw.get("name")))
@@ -449,6 +457,18 @@ def _read_entry(
     if "enabled" not in explicit:
         values.pop("enabled", None)
     return DesiredSchedule(problems.file, index, name, values, explicit)
+
+
+def _unalias(raw: Mapping[str, Any], prefix: str, problems: _Problems) -> dict[str, Any]:
+    out = dict(raw)
+    for alias, canonical in FIELD_ALIASES.items():
+        if alias not in out:
+            continue
+        value = out.pop(alias)
+        if canonical in out and out[canonical] != value:
+            problems.add(f"{prefix}.{alias}", f"is an alias of {canonical!r}; give only one")
+        out.setdefault(canonical, value)
+    return out
 
 
 def _check_keys(raw: Mapping[str, Any], prefix: str, problems: _Problems) -> None:

@@ -407,3 +407,21 @@ def test_plan_json_shape() -> None:
     assert data["applied"] is False
     assert data["items"][0]["changes"] == [{"field": "timeout", "old": None, "new": 60.0}]
     json.dumps(data)
+
+
+def test_field_aliases_of_other_schedulers_are_accepted() -> None:
+    (item,) = read(
+        [
+            {
+                "job_name": "x",
+                "job_type": "demo.quick",
+                "cron_expression": "0 * * * *",
+                "is_enabled": False,
+                "timeout_seconds": 30,
+            }
+        ]
+    )
+    assert (item.name, item.values["job"], item.values["timeout"]) == ("x", "demo.quick", 30)
+    assert item.values["enabled"] is False
+    lines = problems_of([{"name": "x", "job_name": "y", "job": "j", "cron": "@daily"}])
+    assert lines == ["<data>: schedules[0].job_name: is an alias of 'name'; give only one"]
