@@ -378,3 +378,32 @@ def test_jobs_defined_in_a_guarded_main_script_run_in_workers(tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "succeeded hello w None"
+
+
+def test_job_logs_follow_the_engine_logger_levels(outcomes: Outcomes) -> None:
+    """Like ``duetime scheduler run``: the duetime logger at INFO, the root left at WARNING."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    duetime_logger = logging.getLogger("duetime")
+    handler, old_level = Keep(), duetime_logger.level
+    duetime_logger.addHandler(handler)
+    duetime_logger.setLevel(logging.INFO)
+    try:
+        assert logging.getLogger().getEffectiveLevel() == logging.WARNING
+        ex = ProcessExecutor(concurrency=1, jobs_modules=JOBS)
+        ex.start(outcomes)
+        ex.submit(request("l", "fx.echo_secret", token="plain"))
+        outcomes.wait("l")
+        ex.shutdown(0.5)
+    finally:
+        duetime_logger.removeHandler(handler)
+        duetime_logger.setLevel(old_level)
+    params = [r for r in records if getattr(r, "event", None) == "params"]
+    assert params, [r.getMessage() for r in records]
+    assert params[0].levelno == logging.INFO
+    assert params[0].fields == {"token": "plain", "headers": None}  # type: ignore[attr-defined]
+    assert params[0].run_id == "l"  # type: ignore[attr-defined]

@@ -48,6 +48,7 @@ from duetime.executors._common import (
 )
 from duetime.executors._worker import worker_main
 from duetime.executors.base import ExecutionRequest, OutcomeCallback
+from duetime.jobs.context import JOB_LOGGER_PREFIX
 from duetime.jobs.execute import ExecutionResult, failure
 from duetime.jobs.registry import JobRegistry, default_registry
 from duetime.models import RunError, RunState
@@ -242,7 +243,7 @@ class ProcessExecutor:
         process_class = self._mp.Process if self._main_defines_jobs() else _WorkerProcess
         process = process_class(
             target=worker_main,
-            args=(child_end, self._modules, dict(os.environ), logging.getLogger().level),
+            args=(child_end, self._modules, dict(os.environ), _forwarded_level()),
             name=f"duetime-worker-{next(self._names)}",
             daemon=True,
         )
@@ -457,6 +458,14 @@ def _describe_exit(process: BaseProcess) -> str:
             name = f"signal {-code}"
         return f"worker process {process.pid} was killed by {name} (exit code {code})"
     return f"worker process {process.pid} exited with code {code} while running the job"
+
+
+def _forwarded_level() -> int:
+    """The lowest level this process wants from job code (workers forward from there up)."""
+    return min(
+        logging.getLogger().getEffectiveLevel(),
+        logging.getLogger(JOB_LOGGER_PREFIX).getEffectiveLevel(),
+    )
 
 
 def _replay_log(data: dict[str, Any]) -> None:
