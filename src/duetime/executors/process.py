@@ -285,6 +285,9 @@ class ProcessExecutor:
         except Exception:
             logger.exception("process executor supervisor crashed; failing its runs")
             self._fail_everything()
+        finally:
+            self._wake_r.close()
+            self._wake_w.close()
 
     def _supervise_once(self) -> bool:
         with self._cond:
