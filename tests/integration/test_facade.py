@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -519,3 +520,42 @@ def test_runs_of_a_deleted_name_stay_reachable_and_names_resolve_live_first(
         everyone.get_schedule("nightly")
     assert info.value.field == "schedule"
     assert everyone.get_schedule(new.id).tenant == "default"
+
+
+def _race(count: int, action: Any) -> list[Any]:
+    """Run ``action(i)`` in ``count`` threads released together; return results/exceptions."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def worker(index: int) -> None:
+        barrier.wait(timeout=30)
+        try:
+            results[index] = action(index)
+        except Exception as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_concurrent_edits_with_one_expected_version_let_exactly_one_win(
+    sched: Scheduler,
+) -> None:
+    add(sched)
+    results = _race(6, lambda i: sched.update_schedule("nightly", expected_version=1, priority=i))
+    winners = [r for r in results if isinstance(r, Schedule)]
+    losers = [r for r in results if isinstance(r, VersionMismatchError)]
+    assert (len(winners), len(losers)) == (1, 5)
+    assert all(err.current_version == 2 for err in losers)
+    assert sched.get_schedule("nightly").priority == winners[0].priority
+
+
+def test_concurrent_creates_of_one_name_let_exactly_one_win(sched: Scheduler) -> None:
+    results = _race(6, lambda i: add(sched, "same", priority=i))
+    assert sum(isinstance(r, Schedule) for r in results) == 1
+    assert sum(isinstance(r, ConflictError) for r in results) == 5
+    assert len(sched.list_schedules().items) == 1

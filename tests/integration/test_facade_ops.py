@@ -271,3 +271,48 @@ def test_scheduler_refuses_an_unmigrated_database(tmp_path: Path) -> None:
         Scheduler(url)
     with Scheduler(url, migrate=True, executor="thread") as sched:
         assert sched.list_schedules().items == []
+
+
+RUN_FOREVER = """
+import sys
+from duetime.scheduler import Scheduler
+scheduler = Scheduler(sys.argv[1], executor="thread")
+scheduler.run_forever()
+scheduler.close()
+print("stopped cleanly")
+"""
+
+
+@pytest.mark.slow
+def test_run_forever_stops_gracefully_on_sigterm(sqlite_url: str, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    watcher = Scheduler(sqlite_url, executor="thread")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUN_FOREVER, sqlite_url],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        pause = threading.Event()
+        for _ in range(300):  # up to 30 s for the engine to register itself
+            if watcher.store.list_instances() or proc.poll() is not None:
+                break
+            pause.wait(0.1)
+        assert watcher.store.list_instances(), proc.stderr.read() if proc.stderr else ""
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        watcher.close()
+    assert proc.returncode == 0, err
+    assert "stopped cleanly" in out
+    after = Scheduler(sqlite_url)
+    [instance] = after.store.list_instances()
+    after.close()
+    assert instance["stopped_at"] is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ def _config(script_location: str | None = None) -> Config:
     return config
 
 
+@functools.lru_cache(maxsize=8)
 def head_revision(script_location: str | None = None) -> str:
     """Return the newest revision this duetime knows."""
     head = ScriptDirectory.from_config(_config(script_location)).get_current_head()
@@ -65,9 +67,10 @@ def upgrade_database(url: str, *, script_location: str | None = None) -> str:
         engine.dispose()
 
 
-def _known_revisions(script_location: str | None) -> set[str]:
+@functools.lru_cache(maxsize=8)
+def _known_revisions(script_location: str | None) -> frozenset[str]:
     script = ScriptDirectory.from_config(_config(script_location))
-    return {rev.revision for rev in script.walk_revisions()}
+    return frozenset(rev.revision for rev in script.walk_revisions())
 
 
 def check_engine_schema(engine: sa.Engine, *, script_location: str | None = None) -> None:
