@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -382,37 +382,73 @@ def claim_runs(
         candidates = _pending_candidates(store, conn, now, slots * 4)
         if not candidates:
             return []
-        room = _instance_room(
-            store, conn, sorted({c.schedule_id for c in candidates if c.schedule_id})
-        )
-        chosen: list[Run] = []
-        for run in candidates:
-            if len(chosen) >= slots:
-                break
-            if run.schedule_id is not None and room.get(run.schedule_id, 1) <= 0:
-                continue
-            if run.schedule_id is not None and run.schedule_id in room:
-                room[run.schedule_id] -= 1
-            chosen.append(_start(conn, run, now=now, worker=worker, lease_seconds=lease_seconds))
-        if chosen:
+        schedule_ids = sorted({c.schedule_id for c in candidates if c.schedule_id})
+        chosen = _within_limits(candidates, _instance_room(store, conn, schedule_ids), slots)
+        started = _start(conn, chosen, now=now, worker=worker, lease_seconds=lease_seconds)
+        if started:
             store.changed(conn)
+    return started
+
+
+def _within_limits(candidates: list[Run], room: dict[str, int], slots: int) -> list[Run]:
+    """Pick candidates in order, at most ``slots``, none beyond its schedule's room."""
+    chosen: list[Run] = []
+    for run in candidates:
+        if len(chosen) >= slots:
+            break
+        if run.schedule_id is not None and run.schedule_id in room:
+            if room[run.schedule_id] <= 0:
+                continue
+            room[run.schedule_id] -= 1
+        chosen.append(run)
     return chosen
 
 
+_START = (
+    sa.update(t.runs)
+    .where(t.runs.c.id == sa.bindparam("b_id"))
+    .values(
+        state=RunState.RUNNING.value,
+        worker=sa.bindparam("b_worker"),
+        lease_token=sa.bindparam("b_token"),
+        lease_expires_at=sa.bindparam("b_expires", type_=t.runs.c.lease_expires_at.type),
+        started_at=sa.bindparam("b_started", type_=t.runs.c.started_at.type),
+        lateness_ms=sa.bindparam("b_lateness"),
+    )
+)
+
+
 def _start(
-    conn: sa.Connection, run: Run, *, now: datetime, worker: str, lease_seconds: float
-) -> Run:
-    """Mark one run running with a fresh lease token; return it as started."""
-    values = {
-        "state": RunState.RUNNING.value,
-        "worker": worker,
-        "lease_token": str(uuid.uuid4()),
-        "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        "started_at": now,
-        "lateness_ms": max(0, _ms(now - run.available_at)),
-    }
-    conn.execute(sa.update(t.runs).where(t.runs.c.id == run.id).values(values))
-    return row_to_run({**run.to_dict(), **values, "error": None})
+    conn: sa.Connection, runs: list[Run], *, now: datetime, worker: str, lease_seconds: float
+) -> list[Run]:
+    """Mark runs running with fresh lease tokens (one batched UPDATE); return them started."""
+    if not runs:
+        return []
+    expires = now + timedelta(seconds=lease_seconds)
+    params: list[dict[str, Any]] = [
+        {
+            "b_id": run.id,
+            "b_worker": worker,
+            "b_token": str(uuid.uuid4()),
+            "b_expires": expires,
+            "b_started": now,
+            "b_lateness": max(0, _ms(now - run.available_at)),
+        }
+        for run in runs
+    ]
+    conn.execute(_START, params)
+    return [
+        replace(
+            run,
+            state=RunState.RUNNING,
+            worker=worker,
+            lease_token=p["b_token"],
+            lease_expires_at=expires,
+            started_at=now,
+            lateness_ms=p["b_lateness"],
+        )
+        for run, p in zip(runs, params, strict=True)
+    ]
 
 
 # --------------------------------------------------------------------------- finish
@@ -444,8 +480,12 @@ class _Finished:
     schedule_name: str | None
 
 
-def _current_rows(conn: sa.Connection, run_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
-    rows = conn.execute(sa.select(t.runs).where(t.runs.c.id.in_(run_ids)))
+def _current_rows(
+    store: SQLAlchemyStore, conn: sa.Connection, run_ids: Sequence[str]
+) -> dict[str, Mapping[str, Any]]:
+    """Read (and on PostgreSQL lock) the runs outcomes are about to be written to."""
+    query = sa.select(t.runs).where(t.runs.c.id.in_(run_ids)).order_by(t.runs.c.id)
+    rows = conn.execute(_locked(store, query, skip=False))
     return {row.id: dict(row._mapping) for row in rows}
 
 
@@ -459,42 +499,86 @@ def finish_runs(
     if not outcomes:
         return []
     with store.write() as conn:
-        current = _current_rows(conn, sorted({o.run_id for o in outcomes}))
-        finished: list[_Finished] = []
-        for outcome in outcomes:
-            done = _write_outcome(conn, outcome, current.get(outcome.run_id), now)
-            if done is not None:
-                finished.append(done)
+        current = _current_rows(store, conn, sorted({o.run_id for o in outcomes}))
+        accepted = _fenced(outcomes, current)
+        finished = _write_outcomes(conn, accepted, now)
         if finished:
             _follow_ups(store, conn, finished, now, registry)
             store.changed(conn)
     return [f.run for f in finished]
 
 
-def _write_outcome(
-    conn: sa.Connection, outcome: Outcome, row: Mapping[str, Any] | None, now: datetime
-) -> _Finished | None:
-    """Write one outcome if its lease token is still the run's; return the finished run."""
-    if row is None or outcome.state not in _OUTCOME_STATES:
-        return None
-    run = row_to_run(row)
-    values = _outcome_values(outcome, run, now)
-    result = conn.execute(
-        sa.update(t.runs)
-        .where(
-            t.runs.c.id == run.id,
-            t.runs.c.lease_token == outcome.lease_token,
-            t.runs.c.state == RunState.RUNNING.value,
+def _fenced(
+    outcomes: Sequence[Outcome], current: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[Outcome, Mapping[str, Any]]]:
+    """Keep outcomes whose lease token is still their run's (one per run); log the rest."""
+    accepted: dict[str, tuple[Outcome, Mapping[str, Any]]] = {}
+    for outcome in outcomes:
+        row = current.get(outcome.run_id)
+        fresh = (
+            row is not None
+            and row["state"] == RunState.RUNNING.value
+            and row["lease_token"] == outcome.lease_token
+            and outcome.state in _OUTCOME_STATES
         )
-        .values(values)
+        if row is not None and fresh and outcome.run_id not in accepted:
+            accepted[outcome.run_id] = (outcome, row)
+        else:
+            log.warning(
+                "stale outcome ignored (lease token no longer current)",
+                extra={"event": "run.stale_outcome", "run_id": outcome.run_id},
+            )
+    return list(accepted.values())
+
+
+_FINISH = (
+    sa.update(t.runs)
+    .where(
+        t.runs.c.id == sa.bindparam("b_id"),
+        t.runs.c.lease_token == sa.bindparam("b_token"),
+        t.runs.c.state == RunState.RUNNING.value,
     )
-    if result.rowcount != 1:
-        log.warning(
-            "stale outcome ignored (lease token no longer current)",
-            extra={"event": "run.stale_outcome", "run_id": run.id},
+    .values(
+        state=sa.bindparam("b_state"),
+        finished_at=sa.bindparam("b_finished", type_=t.runs.c.finished_at.type),
+        duration_ms=sa.bindparam("b_duration"),
+        result=sa.bindparam("b_result", type_=t.runs.c.result.type),
+        error=sa.bindparam("b_error", type_=t.runs.c.error.type),
+    )
+)
+
+
+def _write_outcomes(
+    conn: sa.Connection, accepted: list[tuple[Outcome, Mapping[str, Any]]], now: datetime
+) -> list[_Finished]:
+    """Write every accepted outcome in one batched, token-fenced UPDATE."""
+    if not accepted:
+        return []
+    finished: list[_Finished] = []
+    params: list[dict[str, Any]] = []
+    for outcome, row in accepted:
+        values = _outcome_values(outcome, row_to_run(row), now)
+        params.append(
+            {
+                "b_id": outcome.run_id,
+                "b_token": outcome.lease_token,
+                **{f"b_{key}": value for key, value in _renamed(values).items()},
+            }
         )
-        return None
-    return _finished({**row, **values})
+        finished.append(_finished({**row, **values}))
+    conn.execute(_FINISH, params)
+    return finished
+
+
+def _renamed(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Map outcome columns to the bind names of :data:`_FINISH`."""
+    return {
+        "state": values["state"],
+        "finished": values["finished_at"],
+        "duration": values["duration_ms"],
+        "result": values["result"],
+        "error": values["error"],
+    }
 
 
 def _finished(row: Mapping[str, Any]) -> _Finished:
@@ -544,19 +628,32 @@ def _schedule_live(schedule: Schedule) -> bool:
     return schedule.deleted_at is None and schedule.state != "paused"
 
 
+_TOUCH = (
+    sa.update(t.schedules)
+    .where(t.schedules.c.id == sa.bindparam("b_id"))
+    .values(
+        last_run_at=sa.bindparam("b_at", type_=t.schedules.c.last_run_at.type),
+        last_run_state=sa.bindparam("b_state"),
+    )
+)
+
+
 def _touch_schedules(conn: sa.Connection, finished: list[Run]) -> None:
-    """Record each schedule's last run instant and state (schedules locked in id order)."""
+    """Record each schedule's last run instant and state (one batched UPDATE, id order)."""
     latest: dict[str, Run] = {}
     for run in finished:
         if run.schedule_id:
             latest[run.schedule_id] = run
-    for schedule_id in sorted(latest):
-        run = latest[schedule_id]
-        conn.execute(
-            sa.update(t.schedules)
-            .where(t.schedules.c.id == schedule_id)
-            .values(last_run_at=run.started_at or run.finished_at, last_run_state=run.state.value)
-        )
+    params = [
+        {
+            "b_id": schedule_id,
+            "b_at": latest[schedule_id].started_at or latest[schedule_id].finished_at,
+            "b_state": latest[schedule_id].state.value,
+        }
+        for schedule_id in sorted(latest)
+    ]
+    if params:
+        conn.execute(_TOUCH, params)
 
 
 def is_interrupted(run: Run) -> bool:
