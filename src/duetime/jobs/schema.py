@@ -11,6 +11,7 @@ Secret references (``{"$secret": "NAME"}``) are accepted for any parameter, at a
 from __future__ import annotations
 
 import inspect
+import math
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -269,7 +270,11 @@ _JSON_TYPES: dict[str, Callable[[Any], bool]] = {
 
 
 def validate_against_schema(schema: Mapping[str, Any], parameters: Any) -> dict[str, Any]:
-    """Check ``parameters`` against a published JSON schema: required, unknown keys, types."""
+    """Check ``parameters`` against a published JSON schema: required, unknown keys, types.
+
+    Scalar strings are coerced like the signature path does (``"3"`` for an integer,
+    ``"true"`` for a boolean), so both paths accept the same input.
+    """
     given = _require_mapping(parameters)
     props: Mapping[str, Any] = schema.get("properties") or {}
     for name in schema.get("required") or []:
@@ -278,6 +283,7 @@ def validate_against_schema(schema: Mapping[str, Any], parameters: Any) -> dict[
                 f"missing required parameter {name!r}", field=f"parameters.{name}"
             )
     extra_ok = schema.get("additionalProperties", True) is not False
+    result: dict[str, Any] = {}
     for name, value in given.items():
         if name not in props and not extra_ok:
             expected = ", ".join(props) or "none"
@@ -286,10 +292,44 @@ def validate_against_schema(schema: Mapping[str, Any], parameters: Any) -> dict[
             )
         _check_secret_names(name, value)
         if name in props and not contains_secret_ref(value):
-            problem = _schema_mismatch(props[name], value, schema, depth=0)
-            if problem:
-                raise InvalidParametersError(problem, field=f"parameters.{name}")
-    return {name: _plain_json(name, value) for name, value in given.items()}
+            value = _checked_value(props[name], value, schema, name)
+        result[name] = _plain_json(name, value)
+    return result
+
+
+def _checked_value(sub: Mapping[str, Any], value: Any, root: Mapping[str, Any], name: str) -> Any:
+    problem = _schema_mismatch(sub, value, root, depth=0)
+    if problem is None:
+        return value
+    coerced = _coerce_scalar(_deref(sub, root), value)
+    if coerced is not _NO_COERCION and _schema_mismatch(sub, coerced, root, depth=0) is None:
+        return coerced
+    raise InvalidParametersError(problem, field=f"parameters.{name}")
+
+
+_NO_COERCION = object()
+_TRUE = frozenset({"true", "t", "yes", "y", "on", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "off", "0"})
+
+
+def _coerce_scalar(sub: Mapping[str, Any], value: Any) -> Any:
+    """A string read as the integer / number / boolean the schema asks for, if it is one."""
+    if not isinstance(value, str):
+        return _NO_COERCION
+    types = {sub.get("type")} | {b.get("type") for b in sub.get("anyOf") or []}
+    text = value.strip().lower()
+    if "integer" in types and text.lstrip("+-").isdigit():
+        return int(text)
+    if "number" in types:
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number):
+            return number
+    if "boolean" in types and text in _TRUE | _FALSE:
+        return text in _TRUE
+    return _NO_COERCION
 
 
 _MAX_SCHEMA_DEPTH = 20

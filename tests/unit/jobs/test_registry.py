@@ -245,3 +245,32 @@ def test_validate_against_schema_errors(
         validate_against_schema(schema, params)
     assert info.value.field == field
     assert fragment in info.value.message
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"recipient": "x", "days": "3"},
+        {"recipient": "x", "ratio": "0.25"},
+        {"recipient": "x", "days": 4, "cc": ["a", "b"], "mode": "long"},
+        {"recipient": "x", "options": {"k": [1, 2]}},
+    ],
+)
+def test_published_schema_and_signature_agree(
+    registry: JobRegistry, params: dict[str, Any]
+) -> None:
+    jt = _register(registry)
+    assert validate_against_schema(jt.parameter_schema, params) == jt.validate(params)
+
+
+@pytest.mark.parametrize("bad", ["x", "nan", "inf", "1.5"])
+def test_published_schema_refuses_non_integers(registry: JobRegistry, bad: str) -> None:
+    schema = _register(registry).parameter_schema
+    with pytest.raises(InvalidParametersError, match="expected integer"):
+        validate_against_schema(schema, {"recipient": "x", "days": bad})
+
+
+def test_published_schema_coerces_booleans() -> None:
+    schema = {"properties": {"flag": {"type": "boolean"}}, "additionalProperties": False}
+    assert validate_against_schema(schema, {"flag": "yes"}) == {"flag": True}
+    assert validate_against_schema(schema, {"flag": "0"}) == {"flag": False}
