@@ -948,12 +948,12 @@ def _timing_changes(
     current: Schedule, merged: Mapping[str, Any], values: dict[str, Any], now: datetime
 ) -> ScheduleChanges | None:
     """Recompute timing when a timing field or ``enabled`` changed; drop unchanged values."""
-    timing = any(key in values for key in TIMING_FIELDS)
+    anchor_default = current.created_at or now
+    timing = _timing_changed(current, merged, values, anchor_default)
     first: datetime | None = None
     if timing:
-        anchor_default = current.created_at or now
         values["trigger"], first = plan_trigger(
-            merged["trigger"],
+            values.get("trigger", current.trigger),
             timezone=merged["timezone"],
             start_at=merged["start_date"],
             end_at=merged["end_date"],
@@ -970,6 +970,28 @@ def _timing_changes(
     current_values = current.to_dict()
     diff = {k: v for k, v in values.items() if current_values.get(k) != v}
     return ScheduleChanges(diff, cancel_pending=cancel) if diff else None
+
+
+def _timing_changed(
+    current: Schedule, merged: Mapping[str, Any], values: dict[str, Any], anchor: datetime
+) -> bool:
+    """True when the edit really changes the trigger, zone or window (``values`` normalised).
+
+    Re-sending an unchanged trigger (a manifest reload) must not move ``next_run_at``.
+    """
+    if not any(key in values for key in TIMING_FIELDS):
+        return False
+    if "trigger" in values:
+        spec = values["trigger"]
+        if not isinstance(spec, str | Mapping):
+            raise InvalidTriggerError("must be a cron string or a trigger object", field="trigger")
+        start = merged["start_date"] or anchor
+        values["trigger"] = normalize_spec(
+            spec, timezone=merged["timezone"], start_at=start, now=start
+        )
+    return any(
+        values.get(key, getattr(current, key)) != getattr(current, key) for key in TIMING_FIELDS
+    )
 
 
 def _pause_changes(current: Schedule) -> ScheduleChanges | None:

@@ -559,3 +559,19 @@ def test_concurrent_creates_of_one_name_let_exactly_one_win(sched: Scheduler) ->
     assert sum(isinstance(r, Schedule) for r in results) == 1
     assert sum(isinstance(r, ConflictError) for r in results) == 5
     assert len(sched.list_schedules().items) == 1
+
+
+def test_resending_an_unchanged_trigger_keeps_a_due_fire(
+    sched: Scheduler, clock: FakeClock
+) -> None:
+    created = add(sched, trigger={"interval_minutes": 10})
+    once = add(
+        sched, "once", {"type": "date", "run_at": (START + timedelta(minutes=1)).isoformat()}
+    )
+    clock.advance(minutes=25)  # both are due and not fired yet (no engine)
+    same = sched.update_schedule("nightly", trigger=dict(created.trigger))
+    assert (same.version, same.next_run_at) == (1, START + timedelta(minutes=10))
+    again = sched.update_schedule("once", trigger=dict(once.trigger), priority=2)
+    assert (again.version, again.next_run_at, again.priority) == (2, once.next_run_at, 2)
+    moved = sched.update_schedule("nightly", trigger={"interval_minutes": 7})
+    assert moved.next_run_at == START + timedelta(minutes=28)  # creation-time grid, from now
