@@ -1,0 +1,65 @@
+"""``duetime run``: engine + API through ``serve(..., with_engine=True)``, or the engine alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from duetime.cli import run as run_cli
+
+Cli = Any  # the ``cli`` fixture (tests/unit/cli/conftest.py)
+
+
+def test_run_serves_api_and_engine_in_one_process(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def fake_serve(scheduler: Any, **kwargs: Any) -> None:
+        calls.append({"tenant": scheduler.tenant, **kwargs})
+
+    monkeypatch.setattr(run_cli, "find_server", lambda: (fake_serve, ""))
+    result = cli("run", "--host", "0.0.0.0", "--port", "8123")
+    assert result.exit_code == 0, result.output
+    assert calls == [{"tenant": "default", "host": "0.0.0.0", "port": 8123, "with_engine": True}]
+    assert "dashboard http://0.0.0.0:8123/" in result.stdout
+    assert "examples.jobs" in result.stdout
+
+
+def test_run_engine_only_uses_run_forever(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    from duetime.scheduler import Scheduler
+
+    ran: list[str] = []
+    monkeypatch.setattr(Scheduler, "run_forever", lambda self: ran.append(self.tenant))
+    result = cli("run", "--engine-only", "--concurrency", "2", "--executor", "thread")
+    assert result.exit_code == 0, result.output
+    assert ran == ["default"]
+    assert "executor thread, 2 slot(s)" in result.stdout
+    assert "engine only" in result.stdout
+
+
+def test_run_without_the_api_extra_falls_back_to_the_engine(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from duetime.scheduler import Scheduler
+
+    monkeypatch.setattr(run_cli, "find_server", lambda: (None, "the REST API is not available"))
+    monkeypatch.setattr(Scheduler, "run_forever", lambda self: None)
+    result = cli("run")
+    assert result.exit_code == 0, result.output
+    assert "engine only: the REST API is not available" in result.stdout
+
+
+def test_run_refuses_an_outdated_database_unless_migrate(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from duetime.scheduler import Scheduler
+
+    monkeypatch.setattr(Scheduler, "run_forever", lambda self: None)
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    refused = cli("run", "--engine-only", "--database", fresh)
+    assert refused.exit_code == 1
+    assert "duetime init" in refused.stderr or "duetime migrate" in refused.stderr
+    migrated = cli("run", "--engine-only", "--database", fresh, "--migrate")
+    assert migrated.exit_code == 0, migrated.output
