@@ -17,12 +17,12 @@ install: $(STAMP)
 
 # `make run`: a working scheduler with the demo jobs within seconds (SQLite, ./duetime.db).
 run: export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
-run: export DUETIME_JOBS ?= examples.jobs
+run: export DUETIME_JOBS := examples.jobs
 run: $(STAMP)
 	$(BIN)/duetime init
 	$(BIN)/duetime load examples/demo.yaml
 	$(BIN)/duetime force quick-hello
-	@echo "duetime: admin API key in .duetime/admin.key; database in ./duetime.db"
+	@echo "duetime: the admin API key is in .duetime/admin.key (printed once by init above)"
 	@echo "duetime: in another terminal try  .venv/bin/duetime runs list  or  .venv/bin/duetime show-schedule"
 	$(BIN)/duetime run
 
