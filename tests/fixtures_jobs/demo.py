@@ -120,3 +120,16 @@ def heartbeat(ctx: RunContext, beats: int = 3) -> int:
     for _ in range(beats):
         ctx.heartbeat()
     return beats
+
+
+@job("fx.spawn_child")
+def spawn_child(pid_file: str, seconds: float = 60.0) -> None:
+    """Start a child process that sleeps, record its pid, then wait for it."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({seconds})"])
+    with open(pid_file + ".tmp", "w") as fh:
+        fh.write(str(child.pid))
+    os.replace(pid_file + ".tmp", pid_file)
+    child.wait()

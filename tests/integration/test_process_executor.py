@@ -30,11 +30,12 @@ SECRET = "tok-9f8e7d6c5b"
 
 
 def gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs (a zombie waiting for a reaper counts as gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
         return True
-    return False
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 @pytest.fixture
@@ -407,3 +408,20 @@ def test_job_logs_follow_the_engine_logger_levels(outcomes: Outcomes) -> None:
     assert params[0].levelno == logging.INFO
     assert params[0].fields == {"token": "plain", "headers": None}  # type: ignore[attr-defined]
     assert params[0].run_id == "l"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("stop", ["timeout", "cancel"])
+def test_stopping_a_run_also_kills_what_its_job_started(
+    executor: ProcessExecutor, outcomes: Outcomes, tmp_path: Path, stop: str
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    timeout = 1.0 if stop == "timeout" else None
+    executor.submit(request("g", "fx.spawn_child", timeout=timeout, pid_file=str(pid_file)))
+    wait_until(pid_file.exists)
+    child = int(pid_file.read_text())
+    assert not gone(child)
+    if stop == "cancel":
+        executor.cancel("g")
+    outcome = outcomes.wait("g")
+    assert outcome.state in {RunState.TIMED_OUT, RunState.CANCELLED}
+    wait_until(lambda: gone(child))

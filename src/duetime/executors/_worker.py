@@ -99,6 +99,7 @@ def worker_main(
     conn: Connection, modules: Sequence[str], environ: dict[str, str], log_level: int
 ) -> None:
     """Serve requests one at a time until told to stop or the parent goes away."""
+    os.setpgrp()  # a process group of its own: a kill also reaches what the job started
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
     os.environ.clear()
     os.environ.update(environ)  # the engine's environment when this worker was started

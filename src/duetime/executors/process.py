@@ -3,7 +3,8 @@
 One run per worker at a time. A supervisor thread in the engine process reads every worker
 pipe (results, forwarded log records), watches the process sentinels and enforces deadlines
 measured with the engine's ``clock.monotonic()``. Timeout and cancel terminate the worker
-(SIGTERM, then SIGKILL after ``KILL_GRACE_SECONDS``) and start a replacement; the run's
+(SIGTERM, then SIGKILL after ``KILL_GRACE_SECONDS``) together with the processes its job
+started (each worker leads its own process group) and start a replacement; the run's
 outcome is reported once the process is gone, so a retry can never overlap a still-running
 attempt. A worker that dies on its own (``os._exit``, a segfault, the OOM killer) fails its
 run with ``WorkerLost``.
@@ -261,8 +262,7 @@ class ProcessExecutor:
         worker.term_at = self._real.monotonic()
         if worker.active is not None:
             worker.active.cancel_event.set()
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            worker.process.terminate()
+        _signal_group(worker.process, signal.SIGTERM)
 
     def _worker_running(self, run_id: str) -> _Worker | None:
         for worker in self._workers:
@@ -362,6 +362,7 @@ class ProcessExecutor:
 
     def _on_exit(self, worker: _Worker) -> None:
         self._drain(worker)
+        _kill_leftovers(worker.process)
         worker.process.join(timeout=0)
         self._workers.remove(worker)
         worker.conn.close()
@@ -421,8 +422,7 @@ class ProcessExecutor:
         now = self._real.monotonic()
         for worker in self._workers:
             if worker.term_at is not None and now - worker.term_at >= self._kill_grace:
-                with contextlib.suppress(OSError, ValueError, AttributeError):
-                    worker.process.kill()
+                _signal_group(worker.process, signal.SIGKILL)
 
     def _stop_all(self) -> None:
         for worker in self._workers:
@@ -439,17 +439,36 @@ class ProcessExecutor:
         try:
             worker.conn.send(None)
         except (OSError, ValueError):
-            worker.process.terminate()
+            _signal_group(worker.process, signal.SIGTERM)
 
     def _fail_everything(self) -> None:
         with self._cond:
             for worker in self._workers:
                 if worker.active is not None:
                     self._reporter.report(worker.active, interrupted_result())
-                worker.process.kill()
+                _signal_group(worker.process, signal.SIGKILL)
             self._workers.clear()
             self._closing = True
             self._cond.notify_all()
+
+
+def _signal_group(process: BaseProcess, sig: signal.Signals) -> None:
+    """Signal a worker's process group: the worker and whatever its job started."""
+    pid = process.pid
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):  # not a group leader yet, or gone
+        with contextlib.suppress(OSError):
+            os.kill(pid, sig)
+
+
+def _kill_leftovers(process: BaseProcess) -> None:
+    """SIGKILL what a dead worker's job left running in its process group."""
+    if process.pid is not None:
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _describe_exit(process: BaseProcess) -> str:
