@@ -834,12 +834,17 @@ class Scheduler:
     def cleanup_history(
         self, older_than_days: float | None = None, keep_last: int | None = None
     ) -> int:
-        """Delete finished runs past retention, keeping the last ``keep_last`` per schedule."""
+        """Delete this tenant's finished runs past retention (``*`` view: every tenant).
+
+        The last ``keep_last`` finished runs of each live schedule are always kept.
+        """
         days = self.settings.history_retention_days if older_than_days is None else older_than_days
         keep = self.settings.history_keep_last if keep_last is None else keep_last
         days = _seconds("older_than_days", days)
         keep = _int("keep_last", keep, 0, 1_000_000)
-        return self.store.cleanup_history(now=self._now(), older_than_days=days, keep_last=keep)
+        return self.store.cleanup_history(
+            now=self._now(), older_than_days=days, keep_last=keep, tenant=self.tenant
+        )
 
     def check_schedules(self) -> list[Run]:
         """Fire every due schedule now (DESIGN §3.1 step 1) and wake a running engine."""

@@ -316,3 +316,15 @@ def test_run_forever_stops_gracefully_on_sigterm(sqlite_url: str, tmp_path: Path
     [instance] = after.store.list_instances()
     after.close()
     assert instance["stopped_at"] is not None
+
+
+def test_cleanup_is_scoped_to_the_tenant(sched: Scheduler) -> None:
+    acme = sched.for_tenant("acme")
+    acme.add_schedule("theirs", "ops.echo", "@hourly")
+    sched.add_schedule("ours", "ops.echo", "@hourly")
+    old = START - timedelta(days=90)
+    insert_runs(acme, "theirs", 4, created_at=old, state=RunState.SUCCEEDED)
+    insert_runs(sched, "ours", 4, created_at=old, state=RunState.SUCCEEDED)
+    assert sched.cleanup_history(keep_last=0) == 4
+    assert len(acme.get_runs().items) == 4
+    assert sched.for_tenant("*").cleanup_history(keep_last=1) == 3

@@ -519,34 +519,89 @@ class SQLAlchemyStore:
         now: datetime,
         older_than_days: float,
         keep_last: int,
+        tenant: str = ALL_TENANTS,
         batch_size: int = CLEANUP_BATCH_SIZE,
     ) -> int:
         """Delete finished runs older than the cutoff beyond the last ``keep_last`` per schedule.
 
-        Runs of deleted schedules keep no minimum. Deletes run in batches (one transaction
-        each); soft-deleted schedules past the cutoff with no runs left are purged too.
+        Runs of deleted schedules keep no minimum. Work goes schedule by schedule along the
+        (schedule_id, created_at, id) index, deleting in batches (one transaction each);
+        soft-deleted schedules past the cutoff with no runs left are purged too.
         """
         cutoff = now - timedelta(days=older_than_days)
         total = 0
-        while True:
-            with self.write() as conn:
-                ids = conn.execute(_expired_runs_query(cutoff, keep_last, batch_size)).scalars()
-                batch = list(ids)
-                if batch:
-                    conn.execute(sa.delete(t.runs).where(t.runs.c.id.in_(batch)))
-            total += len(batch)
-            if len(batch) < batch_size:
-                break
-        self._purge_deleted_schedules(cutoff)
+        for schedule_id, live in self._schedules_with_old_runs(tenant, cutoff):
+            boundary = None
+            if live and keep_last > 0:
+                boundary = self._keep_boundary(schedule_id, keep_last)
+                if boundary is None:
+                    continue  # fewer than keep_last finished runs: all are kept
+            total += self._delete_old_runs(schedule_id, cutoff, boundary, batch_size)
+        self._purge_deleted_schedules(tenant, cutoff)
         return total
 
-    def _purge_deleted_schedules(self, cutoff: datetime) -> None:
+    def _schedules_with_old_runs(
+        self, tenant: str, cutoff: datetime
+    ) -> list[tuple[str | None, bool]]:
+        r, s = t.runs, t.schedules
+        live = sa.and_(s.c.id.is_not(None), s.c.deleted_at.is_(None))
+        query = (
+            sa.select(r.c.schedule_id, live)
+            .select_from(r.outerjoin(s, s.c.id == r.c.schedule_id))
+            .where(_tenant_is(r, tenant), r.c.created_at < cutoff, r.c.state.in_(_TERMINAL))
+            .distinct()
+        )
+        with self.read() as conn:
+            return [(row[0], bool(row[1])) for row in conn.execute(query)]
+
+    def _keep_boundary(
+        self, schedule_id: str | None, keep_last: int
+    ) -> tuple[datetime, str] | None:
+        """The (created_at, id) of the ``keep_last``-th newest finished run, or None."""
+        r = t.runs
+        query = (
+            sa.select(r.c.created_at, r.c.id)
+            .where(_schedule_is(schedule_id), r.c.state.in_(_TERMINAL))
+            .order_by(r.c.created_at.desc(), r.c.id.desc())
+            .offset(keep_last - 1)
+            .limit(1)
+        )
+        with self.read() as conn:
+            row = conn.execute(query).first()
+        return (row[0], row[1]) if row is not None else None
+
+    def _delete_old_runs(
+        self,
+        schedule_id: str | None,
+        cutoff: datetime,
+        boundary: tuple[datetime, str] | None,
+        batch_size: int,
+    ) -> int:
+        r = t.runs
+        query = sa.select(r.c.id).where(
+            _schedule_is(schedule_id), r.c.state.in_(_TERMINAL), r.c.created_at < cutoff
+        )
+        if boundary is not None:
+            at, row_id = boundary
+            query = query.where(
+                sa.or_(r.c.created_at < at, sa.and_(r.c.created_at == at, r.c.id < row_id))
+            )
+        total = 0
+        while True:
+            with self.write() as conn:
+                batch = list(conn.execute(query.limit(batch_size)).scalars())
+                if batch:
+                    conn.execute(sa.delete(r).where(r.c.id.in_(batch)))
+            total += len(batch)
+            if len(batch) < batch_size:
+                return total
+
+    def _purge_deleted_schedules(self, tenant: str, cutoff: datetime) -> None:
         s, r = t.schedules, t.runs
         has_runs = sa.exists().where(r.c.schedule_id == s.c.id)
+        gone = sa.and_(s.c.deleted_at.is_not(None), s.c.deleted_at < cutoff, ~has_runs)
         with self.write() as conn:
-            conn.execute(
-                sa.delete(s).where(s.c.deleted_at.is_not(None), s.c.deleted_at < cutoff, ~has_runs)
-            )
+            conn.execute(sa.delete(s).where(_tenant_is(s, tenant), gone))
 
     def status_counts(self, tenant: str, *, now: datetime, next_count: int) -> dict[str, Any]:
         """Counts for ``status()``: schedules by state, queue, running, recent outcomes."""
@@ -604,6 +659,11 @@ def _tenant_is(table: sa.Table, tenant: str) -> sa.ColumnElement[bool]:
     if tenant == ALL_TENANTS:
         return sa.true()
     return table.c.tenant == tenant
+
+
+def _schedule_is(schedule_id: str | None) -> sa.ColumnElement[bool]:
+    column = t.runs.c.schedule_id
+    return column.is_(None) if schedule_id is None else column == schedule_id
 
 
 def check_limit(limit: int) -> int:
@@ -685,22 +745,3 @@ def _publication_row(job_type: Any, published_by: str | None, now: datetime) -> 
         "published_by": published_by,
         "updated_at": now,
     }
-
-
-def _expired_runs_query(cutoff: datetime, keep_last: int, batch_size: int) -> sa.Select[Any]:
-    r, s = t.runs, t.schedules
-    rank = (
-        sa.func.row_number()
-        .over(partition_by=r.c.schedule_id, order_by=(r.c.created_at.desc(), r.c.id.desc()))
-        .label("rank")
-    )
-    ranked = (
-        sa.select(r.c.id, r.c.created_at, rank, s.c.deleted_at, s.c.id.label("live_id"))
-        .select_from(r.outerjoin(s, s.c.id == r.c.schedule_id))
-        .where(r.c.state.in_(_TERMINAL))
-        .subquery()
-    )
-    unprotected = sa.or_(
-        ranked.c.rank > keep_last, ranked.c.deleted_at.is_not(None), ranked.c.live_id.is_(None)
-    )
-    return sa.select(ranked.c.id).where(ranked.c.created_at < cutoff, unprotected).limit(batch_size)
