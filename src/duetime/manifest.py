@@ -885,12 +885,14 @@ def load_manifest(
     *,
     prune: bool = False,
     dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Plan:
     """Validate, plan and apply manifests through the facade, all in one transaction.
 
     A dry run applies the plan too — so job parameters, past one-off dates and every other
     check of the real path are made — and then rolls it back. Any problem raises
-    :class:`ManifestError` and changes nothing.
+    :class:`ManifestError` and changes nothing. ``progress(done, total)`` is called as
+    schedules are written.
     """
     desired = read_manifests(
         sources,
@@ -901,7 +903,7 @@ def load_manifest(
     existing = _all_schedules(scheduler)
     plan = compute_plan(desired, existing, prune=prune, dry_run=dry_run)
     if plan.has_changes:
-        _apply(scheduler, plan, rollback=dry_run)
+        _apply(scheduler, plan, rollback=dry_run, progress=progress)
     plan.applied = not dry_run
     return plan
 
@@ -920,16 +922,24 @@ def _all_schedules(scheduler: Scheduler) -> list[Schedule]:
 _LIST_PAGE = 500
 
 
-def _apply(scheduler: Scheduler, plan: Plan, *, rollback: bool) -> None:
+def _apply(
+    scheduler: Scheduler,
+    plan: Plan,
+    *,
+    rollback: bool,
+    progress: Callable[[int, int], None] | None,
+) -> None:
     from duetime.store.manifest_ops import shared_write
 
     problems: list[ManifestProblem] = []
     with shared_write(scheduler.store, rollback=rollback) as store:
         view = _view_on(scheduler, store)
         order: tuple[Action, ...] = ("delete", "update", "create")
-        for action in order:
-            for item in plan.of(action):
-                _apply_item(view, item, problems)
+        todo = [item for action in order for item in plan.of(action)]
+        for done, item in enumerate(todo, start=1):
+            _apply_item(view, item, problems)
+            if progress is not None:
+                progress(done, len(todo))
         if problems:
             raise ManifestError(
                 problems[:MAX_PROBLEMS], omitted=max(0, len(problems) - MAX_PROBLEMS)

@@ -94,3 +94,13 @@ def test_a_one_off_in_the_past_is_refused_with_its_field(scheduler: Scheduler) -
     with pytest.raises(ManifestError, match=r"schedules\[0\]\.trigger\.run_at: .*past"):
         load_manifest(scheduler, {"schedules": [past]})
     assert stored(scheduler) == {}
+
+
+def test_progress_is_reported_per_written_schedule(scheduler: Scheduler) -> None:
+    seen: list[tuple[int, int]] = []
+    load_manifest(
+        scheduler,
+        {"schedules": [entry("a"), entry("b")]},
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert seen == [(1, 2), (2, 2)]

@@ -444,11 +444,18 @@ def spinner(message: str) -> Iterator[None]:
         yield
 
 
-def progress_over(items: list[Any], description: str) -> Iterator[Any]:
-    """Yield ``items`` while a rich progress bar advances on stderr (terminals only)."""
-    if not err_console.is_terminal or len(items) < 2:
-        yield from items
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """Yield ``update(done, total)`` driving a rich progress bar on stderr (terminals only)."""
+    if not err_console.is_terminal:
+        yield lambda done, total: None
         return
-    from rich.progress import track
+    from rich.progress import Progress
 
-    yield from track(items, description=description, console=err_console, transient=True)
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update

@@ -17,8 +17,8 @@ from duetime.cli.common import (
     emit_json,
     handle_errors,
     plain,
+    progress_bar,
     scheduler_session,
-    spinner,
 )
 from duetime.manifest import Plan, PlanItem, load_manifest
 
@@ -49,8 +49,10 @@ def load(
     tenant: TenantOpt = None,
 ) -> None:
     """Create or update schedules from manifests, all files in one transaction."""
-    with scheduler_session(database, tenant) as scheduler, spinner("loading manifests"):
-        plan = load_manifest(scheduler, [str(f) for f in files], prune=prune, dry_run=dry_run)
+    with scheduler_session(database, tenant) as scheduler, progress_bar("applying") as update:
+        plan = load_manifest(
+            scheduler, [str(f) for f in files], prune=prune, dry_run=dry_run, progress=update
+        )
     if as_json:
         emit_json(plan.to_dict())
         return

@@ -160,11 +160,13 @@ def _recent_failures(scheduler: Any) -> list[Any]:
 def _print_status(info: dict[str, Any]) -> None:
     instances = info.get("instances") or []
     table = Table(title=f"{len(instances)} engine instance(s)", title_justify="left")
-    for column in ("id", "host", "pid", "executor", "concurrency", "heartbeat (UTC)", "stopped"):
+    columns = ("id", "alive", "host", "pid", "executor", "slots", "heartbeat (UTC)", "stopped")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for inst in instances:
         table.add_row(
             plain(inst.get("id")),
+            "[green]yes[/]" if inst.get("alive") else "[red]no[/]",
             plain(inst.get("hostname")),
             str(inst.get("pid")),
             plain(inst.get("executor")),
