@@ -95,6 +95,7 @@ class Engine:
         self._running = False
         self._more_work = False
         self._last_heartbeat: float | None = None
+        self._last_recover: float | None = None
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._thread_stop: asyncio.Event | None = None
@@ -233,7 +234,16 @@ class Engine:
             self._more_work = True  # retries, recoveries and chain fires may be due now
 
     def _recover(self) -> None:
-        """Step 4: fail runs whose lease expired and create their recoveries."""
+        """Step 4: fail runs whose lease expired and create their recoveries.
+
+        Leases last ``lease_seconds``; looking for expired ones once per third of that (at
+        most once per heartbeat interval) keeps this write off the per-run hot path.
+        """
+        mono = self.clock.monotonic()
+        interval = min(self.settings.heartbeat_seconds, self.settings.lease_seconds / 3)
+        if self._last_recover is not None and mono - self._last_recover < interval:
+            return
+        self._last_recover = mono
         recovered = claims.recover_expired(self.store, now=self.clock.now())
         for run in recovered:
             self._leases.release(run.id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,9 @@ WORKER_LOST = "WorkerLost"
 _OUTCOME_STATES = (RunState.SUCCEEDED, RunState.FAILED, RunState.TIMED_OUT, RunState.CANCELLED)
 
 _ACTIVE = [s.value for s in ACTIVE_RUN_STATES]
+
+#: Pending runs read per free slot (some may be held back by their schedule's max_instances).
+CANDIDATES_PER_SLOT = 2
 
 
 def _ms(delta: timedelta) -> int:
@@ -113,6 +116,7 @@ class _FireContext:
     lookahead_seconds: float
     defaults: dict[str, Mapping[str, Any]]
     registry: Any
+    advances: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _run_values(
@@ -241,11 +245,19 @@ def _missed_values(
 def _advance(
     ctx: _FireContext, schedule: Schedule, next_run_at: datetime | None, *, completed: bool
 ) -> None:
-    """Store the schedule's next fire (``completed`` when there is none)."""
-    values: dict[str, Any] = {"next_run_at": next_run_at}
-    if completed:
-        values["state"] = "completed"
-    ctx.conn.execute(sa.update(t.schedules).where(t.schedules.c.id == schedule.id).values(values))
+    """Queue the schedule's next fire (``completed`` when there is none) for one batch write."""
+    state = "completed" if completed else schedule.state.value
+    ctx.advances.append({"b_id": schedule.id, "b_next": next_run_at, "b_state": state})
+
+
+_ADVANCE = (
+    sa.update(t.schedules)
+    .where(t.schedules.c.id == sa.bindparam("b_id"))
+    .values(
+        next_run_at=sa.bindparam("b_next", type_=t.schedules.c.next_run_at.type),
+        state=sa.bindparam("b_state"),
+    )
+)
 
 
 def _replace(ctx: _FireContext, schedule: Schedule, count: int) -> None:
@@ -324,6 +336,7 @@ def _fire_batch(
         values: list[dict[str, Any]] = []
         for schedule in due:
             values.extend(_fire_schedule(ctx, schedule, counts.get(schedule.id, 0)))
+        conn.execute(_ADVANCE, ctx.advances)
         created = _insert_runs(store, conn, values)
         store.changed(conn)
     return created, len(due) == batch_size
@@ -334,16 +347,39 @@ def _fire_batch(
 
 def _pending_candidates(
     store: SQLAlchemyStore, conn: sa.Connection, now: datetime, limit: int
-) -> list[Run]:
-    """Lock (skip locked) pending runs that may start, by priority then available_at."""
+) -> list[_Candidate]:
+    """Lock (skip locked) pending runs that may start, by priority then available_at.
+
+    Only the columns the choice needs are read here; :func:`_full_runs` loads the chosen.
+    """
     r = t.runs.c
     query = (
-        sa.select(t.runs)
+        sa.select(r.id, r.schedule_id)
         .where(r.state == RunState.PENDING.value, r.available_at <= now)
         .order_by(r.priority.desc(), r.available_at, r.created_at)
         .limit(limit)
     )
-    return [row_to_run(row) for row in conn.execute(_locked(store, query, skip=True))]
+    return [
+        _Candidate(row.id, row.schedule_id)
+        for row in conn.execute(_locked(store, query, skip=True))
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A pending run that may start: its id and schedule."""
+
+    id: str
+    schedule_id: str | None
+
+
+def _full_runs(conn: sa.Connection, chosen: list[_Candidate]) -> list[Run]:
+    """Load the chosen runs (already locked by the candidate query), in the chosen order."""
+    if not chosen:
+        return []
+    rows = conn.execute(sa.select(t.runs).where(t.runs.c.id.in_([c.id for c in chosen])))
+    found = {row.id: row_to_run(row) for row in rows}
+    return [found[c.id] for c in chosen if c.id in found]
 
 
 def _instance_room(
@@ -379,20 +415,23 @@ def claim_runs(
     if slots <= 0:
         return []
     with store.write() as conn:
-        candidates = _pending_candidates(store, conn, now, slots * 4)
+        candidates = _pending_candidates(store, conn, now, slots * CANDIDATES_PER_SLOT)
         if not candidates:
             return []
         schedule_ids = sorted({c.schedule_id for c in candidates if c.schedule_id})
         chosen = _within_limits(candidates, _instance_room(store, conn, schedule_ids), slots)
-        started = _start(conn, chosen, now=now, worker=worker, lease_seconds=lease_seconds)
+        runs = _full_runs(conn, chosen)
+        started = _start(conn, runs, now=now, worker=worker, lease_seconds=lease_seconds)
         if started:
             store.changed(conn)
     return started
 
 
-def _within_limits(candidates: list[Run], room: dict[str, int], slots: int) -> list[Run]:
+def _within_limits(
+    candidates: list[_Candidate], room: dict[str, int], slots: int
+) -> list[_Candidate]:
     """Pick candidates in order, at most ``slots``, none beyond its schedule's room."""
-    chosen: list[Run] = []
+    chosen: list[_Candidate] = []
     for run in candidates:
         if len(chosen) >= slots:
             break
@@ -590,12 +629,29 @@ def _finished(row: Mapping[str, Any]) -> _Finished:
     )
 
 
-def _schedules_by_id(conn: sa.Connection, ids: Iterable[str]) -> dict[str, Schedule]:
+@dataclass(frozen=True, slots=True)
+class _ScheduleRef:
+    """What follow-ups need of a finished run's schedule."""
+
+    id: str
+    tenant: str
+    state: str
+    deleted_at: datetime | None
+    chain: list[str]
+
+
+def _schedules_by_id(conn: sa.Connection, ids: Iterable[str]) -> dict[str, _ScheduleRef]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = conn.execute(sa.select(t.schedules).where(t.schedules.c.id.in_(wanted)))
-    return {row.id: row_to_schedule(row) for row in rows}
+    s = t.schedules.c
+    rows = conn.execute(
+        sa.select(s.id, s.tenant, s.state, s.deleted_at, s.chain).where(s.id.in_(wanted))
+    )
+    return {
+        row.id: _ScheduleRef(row.id, row.tenant, row.state, row.deleted_at, list(row.chain or []))
+        for row in rows
+    }
 
 
 def _follow_ups(
@@ -623,7 +679,7 @@ def _follow_ups(
     _insert_runs(store, conn, values)
 
 
-def _schedule_live(schedule: Schedule) -> bool:
+def _schedule_live(schedule: _ScheduleRef) -> bool:
     """Paused or deleted schedules get no retries, recoveries or chain fires."""
     return schedule.deleted_at is None and schedule.state != "paused"
 
@@ -721,7 +777,7 @@ def _follow_up_values(
 def _chain_values(
     store: SQLAlchemyStore,
     conn: sa.Connection,
-    schedule: Schedule,
+    schedule: _ScheduleRef,
     run: Run,
     now: datetime,
     registry: Any,
