@@ -147,9 +147,22 @@ def describe_error(exc: BaseException) -> str:
         return str(exc) or type(exc).__name__
     if _is_pydantic_validation(exc):
         return _pydantic_message(exc)
+    database = _database_message(exc)
+    if database is not None:
+        return database
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     return f"unexpected {type(exc).__name__}: {first} (set {DEBUG_ENV}=1 for the traceback)"
+
+
+def _database_message(exc: BaseException) -> str | None:
+    """Return ``database error: <driver message>`` for driver errors (unreachable, locked...)."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    lines = str(exc.orig or exc).strip().splitlines()
+    return f"database error: {lines[0] if lines else type(exc).__name__}"
 
 
 def _pydantic_message(exc: Any) -> str:

@@ -95,3 +95,12 @@ def test_durations_round_trip_through_the_formatter() -> None:
     assert fmt_seconds(86400) == "1d"
     assert fmt_seconds(0.5) == "0.5s"
     assert fmt_seconds(None) == "-"
+
+
+def test_database_driver_errors_are_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    exc = OperationalError("SELECT 1", {}, Exception("connection refused\ndetails"))
+    result = invoke(exc, monkeypatch)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: database error: connection refused"
