@@ -579,28 +579,19 @@ class Scheduler:
             misfire_grace_time=record["misfire_grace_time"],
         )
         state, next_run_at = _state_for(record["enabled"], first)
-        values = {
-            **record,
-            "id": str(uuid.uuid4()),
-            "tenant": self.tenant,
-            "name": name,
-            "job": job,
-            "parameters": params,
-            "trigger": spec,
-            "timezone": zone,
-            "start_date": start_at,
-            "end_date": end_at,
-            "state": state,
-            "next_run_at": next_run_at,
-            "created_by": creator,
-            "last_run_at": None,
-            "last_run_state": None,
-            "version": 1,
-            "created_at": now,
-            "updated_at": now,
-            "deleted_at": None,
-        }
-        return self.store.create_schedule(values)
+        record.update(
+            name=name,
+            job=job,
+            parameters=params,
+            trigger=spec,
+            timezone=zone,
+            start_date=start_at,
+            end_date=end_at,
+            state=state,
+            next_run_at=next_run_at,
+            created_by=creator,
+        )
+        return self.store.create_schedule(_new_schedule_row(record, self.tenant, now))
 
     def get_schedule(self, name_or_id: str) -> Schedule:
         """Return a live schedule by name or id (NotFoundError otherwise)."""
@@ -942,6 +933,21 @@ def _shell_requires_admin(job: str) -> bool:
     from duetime.jobs.builtins import shell_requires_admin
 
     return shell_requires_admin(job)
+
+
+def _new_schedule_row(record: Mapping[str, Any], tenant: str, now: datetime) -> dict[str, Any]:
+    """Add the bookkeeping columns of a brand-new schedule to validated ``record``."""
+    return {
+        **record,
+        "id": str(uuid.uuid4()),
+        "tenant": tenant,
+        "last_run_at": None,
+        "last_run_state": None,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "deleted_at": None,
+    }
 
 
 def _check_chain_target(chain: list[str], name: str) -> None:
