@@ -1064,6 +1064,15 @@ class AsyncScheduler:
         """Return a view scoped to ``tenant``."""
         return AsyncScheduler.wrap(self._sync.for_tenant(tenant))
 
+    @property
+    def engine_running(self) -> bool:
+        """True while an engine started by :meth:`start` runs in this process."""
+        return self._sync.engine_running
+
+    async def publish_job_types(self, *, published_by: str | None = None) -> int:
+        """See :meth:`Scheduler.publish_job_types`."""
+        return await self._call(self._sync.publish_job_types, published_by=published_by)
+
     async def _call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(method, *args, **kwargs)
 
