@@ -127,3 +127,27 @@ def test_commands_refuse_an_uninitialised_database(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "duetime init" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_add_force_run_once_then_runs_list_shows_success(duetime: Duetime) -> None:
+    duetime.ok(
+        "schedules",
+        "add",
+        "yearly",
+        "--job",
+        "demo.quick",
+        "--cron",
+        "0 0 1 1 *",
+        "--param",
+        "greeting=hej",
+    )
+    run = duetime.json("force", "yearly")
+    duetime.ok("scheduler", "run", "--once", "--executor", "thread")
+    (done,) = duetime.json("runs", "list", "--schedule", "yearly")["items"]
+    assert (done["id"], done["state"], done["result"]["greeting"]) == (
+        run["id"],
+        "succeeded",
+        "hej",
+    )
+    shown = duetime.json("schedules", "show", "yearly")
+    assert shown["last_run_state"] == "succeeded"
