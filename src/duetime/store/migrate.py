@@ -75,11 +75,15 @@ def _known_revisions(script_location: str | None) -> frozenset[str]:
 
 def check_engine_schema(engine: sa.Engine, *, script_location: str | None = None) -> None:
     """Raise :class:`SchemaOutdatedError` unless the database is at the newest revision."""
+    where = engine.url.render_as_string(hide_password=True)
+    if _missing_sqlite_file(engine.url):
+        raise SchemaOutdatedError(
+            f"there is no database file at {where}; run `duetime init` to create it"
+        )
     current = _revision_of(engine)
     head = head_revision(script_location)
     if current == head:
         return
-    where = engine.url.render_as_string(hide_password=True)
     if current is None:
         raise SchemaOutdatedError(
             f"the database at {where} has no duetime schema; "
@@ -94,6 +98,16 @@ def check_engine_schema(engine: sa.Engine, *, script_location: str | None = None
         f"the database at {where} is at revision {current}, older than {head}; "
         "run `duetime migrate` to upgrade it"
     )
+
+
+def _missing_sqlite_file(url: sa.URL) -> bool:
+    """True for a SQLite file URL whose file does not exist (checking must not create it)."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return False
+    return not Path(database).exists()
 
 
 def check_schema(url: str, *, script_location: str | None = None) -> None:
