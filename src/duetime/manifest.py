@@ -19,7 +19,7 @@ import enum
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from functools import partial
 from pathlib import Path
@@ -900,12 +900,37 @@ def load_manifest(
         default_timezone=scheduler.settings.timezone,
         tenant=scheduler.tenant,
     )
+    desired = _validated_parameters(scheduler, desired)
     existing = _all_schedules(scheduler)
     plan = compute_plan(desired, existing, prune=prune, dry_run=dry_run)
     if plan.has_changes:
         _apply(scheduler, plan, rollback=dry_run, progress=progress)
     plan.applied = not dry_run
     return plan
+
+
+def _validated_parameters(
+    scheduler: Scheduler, desired: list[DesiredSchedule]
+) -> list[DesiredSchedule]:
+    """Validate parameters of known job types as the facade will (so ``"8"`` vs ``8.0`` is
+    not a change on every reload); unknown job types are left to the facade."""
+    problems: list[ManifestProblem] = []
+    out: list[DesiredSchedule] = []
+    for item in desired:
+        job_type = scheduler.registry.find(item.values["job"])
+        if job_type is None:
+            out.append(item)
+            continue
+        try:
+            params = job_type.validate(dict(item.values.get("parameters") or {}))
+        except ValidationError as exc:
+            where = f"schedules[{item.index}].{exc.field or 'parameters'}"
+            problems.append(ManifestProblem(item.file, where, exc.message))
+            continue
+        out.append(replace(item, values={**item.values, "parameters": params}))
+    if problems:
+        raise ManifestError.of(problems)
+    return out
 
 
 def _all_schedules(scheduler: Scheduler) -> list[Schedule]:

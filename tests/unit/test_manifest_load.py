@@ -104,3 +104,32 @@ def test_progress_is_reported_per_written_schedule(scheduler: Scheduler) -> None
         progress=lambda done, total: seen.append((done, total)),
     )
     assert seen == [(1, 2), (2, 2)]
+
+
+@job("manifest_test.count")
+def count(n: float = 1.0) -> dict[str, float]:
+    """Return n (a job whose parameters are coerced)."""
+    return {"n": n}
+
+
+def test_coerced_parameters_are_not_a_change_on_reload(scheduler: Scheduler) -> None:
+    data = {
+        "schedules": [
+            {"name": "c", "job": "manifest_test.count", "cron": "@daily", "parameters": {"n": "8"}}
+        ]
+    }
+    assert load_manifest(scheduler, data).counts()["create"] == 1
+    assert stored(scheduler)["c"].parameters == {"n": 8.0}
+    assert load_manifest(scheduler, data).counts()["unchanged"] == 1
+    bad = {
+        "schedules": [
+            {
+                "name": "c",
+                "job": "manifest_test.count",
+                "cron": "@daily",
+                "parameters": {"n": "many"},
+            }
+        ]
+    }
+    with pytest.raises(ManifestError, match=r"^<data>: schedules\[0\]\.parameters\.n: "):
+        load_manifest(scheduler, bad, dry_run=True)
