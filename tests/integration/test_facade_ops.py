@@ -271,7 +271,7 @@ def test_scheduler_refuses_an_unmigrated_database(tmp_path: Path) -> None:
         Scheduler(url)
     assert not (tmp_path / "fresh.db").exists()  # checking never creates a stray file
     (tmp_path / "fresh.db").touch()
-    with pytest.raises(SchemaOutdatedError, match="no duetime schema.*duetime init"):
+    with pytest.raises(SchemaOutdatedError, match=r"no duetime schema.*duetime init"):
         Scheduler(url)
     with Scheduler(url, migrate=True, executor="thread") as sched:
         assert sched.list_schedules().items == []
