@@ -807,8 +807,21 @@ def validate_trigger(
         anchored = False
     build_trigger(normalised, timezone, start_at=start, end_at=end)
     if not anchored:
-        normalised.pop("anchor", None)
+        _drop_default_anchors(normalised, spec)
     return normalised
+
+
+def _drop_default_anchors(normalised: dict[str, Any], written: Any) -> None:
+    """Remove the anchors validation filled in where the user wrote none (and/or children too)."""
+    if not isinstance(written, Mapping):
+        return
+    if "anchor" not in written:
+        normalised.pop("anchor", None)
+    children, written_children = normalised.get("triggers"), written.get("triggers")
+    if isinstance(children, list) and isinstance(written_children, list):
+        for child, written_child in zip(children, written_children, strict=False):
+            if isinstance(child, dict):
+                _drop_default_anchors(child, written_child)
 
 
 # ------------------------------------------------------------------ the plan
@@ -865,15 +878,24 @@ def _same(new: Any, old: Any) -> bool:
     return bool(_plain(new) == _plain(old))
 
 
-def _same_trigger(new: Mapping[str, Any] | None, old: Mapping[str, Any]) -> bool:
-    if new is None:
-        return False
+def _same_trigger(new: Any, old: Any) -> bool:
+    if not isinstance(new, Mapping) or not isinstance(old, Mapping):
+        return bool(new == old)
     for key in set(new) | set(old):
         if key in _TRIGGER_DERIVED_KEYS and key not in new:
             continue
-        if new.get(key) != old.get(key):
+        if key == "triggers" and isinstance(new.get(key), list):
+            if not _same_children(new[key], old.get(key)):
+                return False
+        elif new.get(key) != old.get(key):
             return False
     return True
+
+
+def _same_children(new: list[Any], old: Any) -> bool:
+    if not isinstance(old, list) or len(old) != len(new):
+        return False
+    return all(_same_trigger(n, o) for n, o in zip(new, old, strict=True))
 
 
 # ------------------------------------------------------------------ applying

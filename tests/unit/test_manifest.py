@@ -425,3 +425,24 @@ def test_field_aliases_of_other_schedulers_are_accepted() -> None:
     assert item.values["enabled"] is False
     lines = problems_of([{"name": "x", "job_name": "y", "job": "j", "cron": "@daily"}])
     assert lines == ["<data>: schedules[0].job_name: is an alias of 'name'; give only one"]
+
+
+def test_and_or_children_without_anchors_are_not_a_change_on_reload() -> None:
+    spec = {
+        "type": "or",
+        "triggers": [
+            {"type": "interval", "hours": 6},
+            {"type": "interval", "days": 1, "anchor": "2030-01-01T03:00:00+00:00"},
+        ],
+    }
+    (item,) = read([{"name": "o", "job": "demo.quick", "trigger": spec}])
+    children = item.values["trigger"]["triggers"]
+    assert "anchor" not in children[0]
+    assert children[1]["anchor"].startswith("2030-01-01T03:00:00")
+    stored_spec = {
+        **item.values["trigger"],
+        "triggers": [{**children[0], "anchor": "2029-12-31T00:00:00+00:00"}, children[1]],
+    }
+    assert compute_plan([item], [stored("o", trigger=stored_spec)]).items[0].action == "unchanged"
+    moved = {**stored_spec, "triggers": [stored_spec["triggers"][0], {**children[1], "days": 2}]}
+    assert compute_plan([item], [stored("o", trigger=moved)]).items[0].action == "update"
