@@ -100,26 +100,30 @@ def test_writes_commit_and_errors_roll_back(store: SQLAlchemyStore, clock: FakeC
     assert [row["id"] for row in store.list_instances()] == ["a"]
 
 
-def test_postgres_notifies_other_processes(store: SQLAlchemyStore, db_url: str) -> None:
-    if store.dialect != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
-    plain = sa.make_url(db_url).set(drivername="postgresql").render_as_string(False)
+def test_postgres_notifies_other_processes(pg_url: str, clock: FakeClock) -> None:
+    store = SQLAlchemyStore(pg_url, clock=clock)
+    plain = sa.make_url(pg_url).set(drivername="postgresql").render_as_string(False)
     with psycopg.connect(plain, autocommit=True) as listener:
         listener.execute(f"LISTEN {CHANGES_CHANNEL}")
         with store.write() as conn:
+            conn.execute(sa.select(1))  # a write without changed(): no notification
+        with store.write() as conn:
             store.changed(conn)
         received = list(listener.notifies(timeout=5, stop_after=1))
+        extra = list(listener.notifies(timeout=0.2))
+    store.dispose()
     assert [n.channel for n in received] == [CHANGES_CHANNEL]
+    assert extra == []
 
 
-def test_sqlite_pragmas(store: SQLAlchemyStore) -> None:
-    if store.dialect != "sqlite":
-        pytest.skip("SQLite pragmas")
+def test_sqlite_pragmas(sqlite_url: str, clock: FakeClock) -> None:
+    store = SQLAlchemyStore(sqlite_url, clock=clock)
     with store.read() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+    store.dispose()
 
 
 def test_concurrent_read_modify_write_loses_nothing(store: SQLAlchemyStore) -> None:
@@ -236,16 +240,29 @@ def test_expired_lock_can_be_taken_and_the_loser_cannot_renew(
         DistributedLock(db_url, "k", ttl_seconds=5, owner="c", store=store).acquire()
 
 
-def test_renew_extends_the_lease(db_url: str, store: SQLAlchemyStore, clock: FakeClock) -> None:
-    if store.dialect != "sqlite":
-        pytest.skip("the FakeClock judges expiry on SQLite only")
-    lock = DistributedLock(db_url, "k", ttl_seconds=60, owner="a", store=store)
+def test_renew_extends_the_lease(sqlite_url: str, clock: FakeClock) -> None:
+    store = SQLAlchemyStore(sqlite_url, clock=clock)
+    lock = DistributedLock(sqlite_url, "k", ttl_seconds=60, owner="a", store=store)
     lock.acquire()
     clock.advance(50)
     lock.renew()
     clock.advance(50)  # 100 s after acquiring, 50 s after renewing
     with pytest.raises(LockNotAcquiredError):
-        DistributedLock(db_url, "k", ttl_seconds=60, owner="b", store=store).acquire()
+        DistributedLock(sqlite_url, "k", ttl_seconds=60, owner="b", store=store).acquire()
+    clock.advance(11)
+    DistributedLock(sqlite_url, "k", ttl_seconds=60, owner="b", store=store).acquire()
+    store.dispose()
+
+
+def test_postgres_lock_expiry_follows_the_database_clock(pg_url: str, clock: FakeClock) -> None:
+    """A process clock far in the future (2030) neither stretches nor steals a lease."""
+    store = SQLAlchemyStore(pg_url, clock=clock)
+    DistributedLock(pg_url, "k", ttl_seconds=60, owner="a", store=store).acquire()
+    with store.read() as conn:
+        expires_at, db_now = conn.execute(sa.select(tables.locks.c.expires_at, sa.func.now())).one()
+    store.dispose()
+    assert timedelta(seconds=59) <= expires_at - db_now <= timedelta(seconds=61)
+    assert expires_at < clock.now()
 
 
 def test_lock_as_context_manager_with_its_own_connection(db_url: str) -> None:
