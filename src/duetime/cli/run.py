@@ -14,6 +14,7 @@ from duetime.cli.common import (
     handle_errors,
     settings_for,
 )
+from duetime.errors import ConfigurationError
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 #: Libraries whose INFO lines say nothing an operator needs.
@@ -32,6 +33,16 @@ def find_server() -> tuple[Callable[..., None] | None, str]:
     except ImportError as exc:
         return None, f"the REST API is not available ({exc}; install duetime[api])"
     return serve, ""
+
+
+def _check_executor(name: str) -> None:
+    """Refuse an unknown executor before anything starts (and before the banner)."""
+    from duetime.executors.factory import EXECUTOR_NAMES
+
+    if name.strip().lower() not in EXECUTOR_NAMES:
+        raise ConfigurationError(
+            f"unknown executor {name!r}; choose one of: {', '.join(EXECUTOR_NAMES)}"
+        )
 
 
 def _configure_logging() -> None:
@@ -66,6 +77,7 @@ def run(
         concurrency=concurrency,
         executor=executor,
     )
+    _check_executor(settings.executor)
     _configure_logging()
     scheduler = Scheduler(settings=settings, migrate=migrate)
     serve, why = (None, "--engine-only") if engine_only else find_server()

@@ -63,3 +63,18 @@ def test_run_refuses_an_outdated_database_unless_migrate(
     assert "duetime init" in refused.stderr or "duetime migrate" in refused.stderr
     migrated = cli("run", "--engine-only", "--database", fresh, "--migrate")
     assert migrated.exit_code == 0, migrated.output
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--executor", "bogus"], "unknown executor 'bogus'"),
+        (["--port", "70000"], "api_port"),
+    ],
+)
+def test_run_bad_options_are_one_line_before_anything_starts(
+    cli: Cli, error_line: Any, args: list[str], words: str
+) -> None:
+    result = cli("run", *args)
+    assert words in error_line(result)
+    assert result.stdout == ""

@@ -183,3 +183,19 @@ def test_names_that_look_like_markup_are_printed_literally(cli: Cli) -> None:
     forced = cli("force", name)
     assert forced.exit_code == 0, forced.output
     assert name in forced.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["schedules", "list", "--state", "bogus"], "state"),
+        (["schedules", "resume", "nope"], "'nope' not found"),
+        (["show-schedule", "--tenant", " x"], "tenant"),
+        (["status", "--tenant", ""], "tenant"),
+        (["schedules", "show", "x", "--database", "mysql://h/db"], "only sqlite"),
+    ],
+)
+def test_more_bad_input_is_one_line_and_exit_2(
+    cli: Cli, error_line: ErrorLine, args: list[str], words: str
+) -> None:
+    assert words in error_line(cli(*args))
