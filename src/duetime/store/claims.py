@@ -45,6 +45,12 @@ _OUTCOME_STATES = (RunState.SUCCEEDED, RunState.FAILED, RunState.TIMED_OUT, RunS
 
 _ACTIVE = [s.value for s in ACTIVE_RUN_STATES]
 
+#: The predicates of the partial indexes, spelled as literals: SQLite only uses a partial
+#: index when the query repeats its WHERE term verbatim (a bound parameter does not match).
+PENDING = sa.text("duetime_runs.state = 'pending'")
+RUNNING = sa.text("duetime_runs.state = 'running'")
+LIVE_ACTIVE = sa.text("duetime_schedules.state = 'active' AND duetime_schedules.deleted_at IS NULL")
+
 #: Pending runs read per free slot (some may be held back by their schedule's max_instances).
 CANDIDATES_PER_SLOT = 2
 
@@ -292,7 +298,7 @@ def _due_schedules(
     s = t.schedules.c
     query = (
         sa.select(t.schedules)
-        .where(s.state == "active", s.deleted_at.is_(None), s.next_run_at <= horizon)
+        .where(LIVE_ACTIVE, s.next_run_at <= horizon)
         .order_by(s.priority.desc(), s.next_run_at)
         .limit(batch_size)
     )
@@ -350,19 +356,30 @@ def _pending_candidates(
 ) -> list[_Candidate]:
     """Lock (skip locked) pending runs that may start, by priority then available_at.
 
-    Only the columns the choice needs are read here; :func:`_full_runs` loads the chosen.
+    Read in three segments — priority above 0, equal to 0 (the default: one index range
+    scan in available_at order, no sort of the whole backlog), below 0 — so the common case
+    stays cheap with a deep backlog. Only the columns the choice needs are read here;
+    :func:`_full_runs` loads the chosen ones.
     """
     r = t.runs.c
-    query = (
-        sa.select(r.id, r.schedule_id)
-        .where(r.state == RunState.PENDING.value, r.available_at <= now)
-        .order_by(r.priority.desc(), r.available_at, r.created_at)
-        .limit(limit)
-    )
-    return [
-        _Candidate(row.id, row.schedule_id)
-        for row in conn.execute(_locked(store, query, skip=True))
+    segments: list[tuple[Any, list[Any]]] = [
+        (r.priority > 0, [r.priority.desc(), r.available_at]),
+        (r.priority == 0, [r.available_at]),
+        (r.priority < 0, [r.priority.desc(), r.available_at]),
     ]
+    found: list[_Candidate] = []
+    for condition, order in segments:
+        if len(found) >= limit:
+            break
+        query = (
+            sa.select(r.id, r.schedule_id)
+            .where(PENDING, r.available_at <= now, condition)
+            .order_by(*order)
+            .limit(limit - len(found))
+        )
+        rows = conn.execute(_locked(store, query, skip=True))
+        found.extend(_Candidate(row.id, row.schedule_id) for row in rows)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -837,7 +854,7 @@ def recover_expired(store: SQLAlchemyStore, *, now: datetime, limit: int = 500) 
     r = t.runs.c
     query = (
         sa.select(t.runs)
-        .where(r.state == RunState.RUNNING.value, r.lease_expires_at < now)
+        .where(RUNNING, r.lease_expires_at < now)
         .order_by(r.lease_expires_at)
         .limit(limit)
     )
@@ -903,9 +920,9 @@ def next_due(store: SQLAlchemyStore) -> DueTimes:
     """Return when the engine next has work: a fire, a pending run or a lease expiry."""
     s, r = t.schedules.c, t.runs.c
     queries = [
-        sa.select(sa.func.min(s.next_run_at)).where(s.state == "active", s.deleted_at.is_(None)),
-        sa.select(sa.func.min(r.available_at)).where(r.state == RunState.PENDING.value),
-        sa.select(sa.func.min(r.lease_expires_at)).where(r.state == RunState.RUNNING.value),
+        sa.select(sa.func.min(s.next_run_at)).where(LIVE_ACTIVE),
+        sa.select(sa.func.min(r.available_at)).where(PENDING),
+        sa.select(sa.func.min(r.lease_expires_at)).where(RUNNING),
     ]
     with store.read() as conn:
         found = [conn.execute(q).scalar() for q in queries]
