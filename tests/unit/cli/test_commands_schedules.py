@@ -199,3 +199,72 @@ def test_more_bad_input_is_one_line_and_exit_2(
     cli: Cli, error_line: ErrorLine, args: list[str], words: str
 ) -> None:
     assert words in error_line(cli(*args))
+
+
+def test_add_and_edit_every_field_option(cli: Cli) -> None:
+    assert add(cli, "first", "--cron", "@daily").exit_code == 0
+    created = cli.json(
+        "schedules",
+        "add",
+        "second",
+        "--job",
+        "demo.quick",
+        "--cron",
+        "@hourly",
+        "--chain",
+        "first",
+        "--paused",
+        "--misfire-grace",
+        "none",
+        "--no-coalesce",
+        "--executor",
+        "thread",
+        "--sla",
+        "2m",
+        "--max-recoveries",
+        "0",
+        "--max-instances",
+        "3",
+        "--start",
+        "2030-01-01T00:00:00+00:00",
+        "--end",
+        "2031-01-01T00:00:00+00:00",
+        "--jitter",
+        "10s",
+        "--params-json",
+        '{"greeting": "a"}',
+        "--param",
+        "greeting=b",
+    )
+    assert created["chain"] == ["first"]
+    assert (created["enabled"], created["state"]) == (False, "paused")
+    assert (created["misfire_grace_time"], created["coalesce"]) == (None, False)
+    assert (created["executor"], created["sla_seconds"]) == ("thread", 120)
+    assert (created["max_recoveries"], created["max_instances"]) == (0, 3)
+    assert created["start_date"].startswith("2030-01-01T00:00:00")
+    assert created["end_date"].startswith("2031-01-01T00:00:00")
+    assert created["trigger"]["jitter"] == 10
+    assert created["parameters"] == {"greeting": "b"}
+    edited = cli.json(
+        "schedules",
+        "edit",
+        "second",
+        "--name",
+        "renamed",
+        "--tz",
+        "America/New_York",
+        "--misfire-grace",
+        "30s",
+        "--coalesce",
+        "--job",
+        "demo.slow",
+        "--param",
+        "seconds=1",
+    )
+    assert (edited["name"], edited["timezone"], edited["job"]) == (
+        "renamed",
+        "America/New_York",
+        "demo.slow",
+    )
+    assert (edited["misfire_grace_time"], edited["coalesce"]) == (30, True)
+    assert edited["parameters"] == {"seconds": 1.0}
