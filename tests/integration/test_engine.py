@@ -426,3 +426,22 @@ async def test_replaced_runs_are_not_retried(store: SQLAlchemyStore, clock: Fake
 
 def test_registry_default_names() -> None:
     assert {j.name for j in FakeRegistry().all()} == {OK, FAIL, SLOW}
+
+
+async def test_calendar_month_end_across_months(store: SQLAlchemyStore, clock: FakeClock) -> None:
+    spec = {"type": "calendar", "months": 1, "hour": 9, "anchor": "2030-01-31"}
+    sid = add_schedule(
+        store, "month-end", spec, now=clock.now(), timezone="Europe/Stockholm",
+        misfire_grace_time=None,
+    )  # fmt: skip
+    engine, _ = make_engine(store, clock)
+    for _ in range(6 * 100):  # 100 days, four hours at a time (no grace limit: late is fine)
+        clock.advance(hours=4)
+        await engine.tick()
+    fires = [r.scheduled_for for r in runs_of(store, sid)]
+    assert all(r.state is RunState.SUCCEEDED for r in runs_of(store, sid))
+    assert fires == [
+        datetime(2030, 1, 31, 8, tzinfo=UTC),  # 09:00 CET
+        datetime(2030, 2, 28, 8, tzinfo=UTC),  # clamped to the last day
+        datetime(2030, 3, 31, 7, tzinfo=UTC),  # 09:00 CEST, after the DST change
+    ]

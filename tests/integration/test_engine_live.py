@@ -192,3 +192,27 @@ def test_background_thread_start_and_stop_are_idempotent(sqlite_url: str) -> Non
     engine.stop()
     assert not engine.running
     store.dispose()
+
+
+def test_facade_run_pending_without_and_with_a_running_engine(db_url: str) -> None:
+    from duetime import Scheduler
+
+    scheduler = Scheduler(database_url=db_url, executor="thread")
+    try:
+        scheduler.add_schedule("later", "duetime.noop", "0 0 1 1 *")
+        manual = scheduler.trigger("later")
+        ran = scheduler.run_pending()  # no engine here: fire, start, wait
+        assert [(r.id, r.state) for r in ran] == [(manual.id, RunState.SUCCEEDED)]
+        scheduler.start()
+        try:
+            second = scheduler.trigger("later")
+            assert scheduler.run_pending() == []  # the running engine executes it
+            wait_for(
+                "the engine to run the manual run",
+                lambda: scheduler.get_run(second.id).state is RunState.SUCCEEDED,
+                WAKE_WITHIN_SECONDS,
+            )
+        finally:
+            scheduler.stop()
+    finally:
+        scheduler.close()
