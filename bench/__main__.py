@@ -11,7 +11,7 @@ import importlib
 import sys
 
 #: Benchmark modules, run in this order.
-MODULES = ["bench.triggers"]
+MODULES = ["bench.triggers", "bench.engine"]
 
 
 def main(argv: list[str]) -> int:

@@ -144,7 +144,9 @@ def _aps_engine(url: str) -> sa.Engine:
 # ---------------------------------------------------------------- duetime
 
 
-def _schedule_row(name: str, job_name: str, trigger: dict[str, Any], first: datetime) -> dict[str, Any]:
+def _schedule_row(
+    name: str, job_name: str, trigger: dict[str, Any], first: datetime
+) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {
         "id": str(uuid.uuid4()), "tenant": "default", "name": name, "description": None,
@@ -186,7 +188,9 @@ class DuetimeRig:
         with self.store.read() as conn:
             if any(conn.execute(query).first() is not None for query in busy):
                 return False
-            return int(conn.execute(sa.select(sa.func.count()).select_from(t.runs)).scalar_one()) >= n
+            return (
+                int(conn.execute(sa.select(sa.func.count()).select_from(t.runs)).scalar_one()) >= n
+            )
 
     def close(self) -> None:
         self.engine.stop(wait=True)
