@@ -137,6 +137,15 @@ def test_make_run_shows_succeeded_runs_within_ten_seconds(
     port = env["TEST_PORT"]
     health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
     assert health.status_code == 200
+    key = (demo_dir / ".duetime" / "admin.key").read_text().strip()
+    api = httpx.get(
+        f"http://127.0.0.1:{port}/api/v1/runs",
+        params={"state": "succeeded"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=5,
+    )
+    assert api.status_code == 200, api.text
+    assert api.json()["items"], "the API shows the succeeded runs too"
     assert (demo_dir / "duetime.db").exists()
 
 
