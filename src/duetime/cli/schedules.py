@@ -373,9 +373,13 @@ def edit(
         "parameters": parameters_from(param, params_json),
     }
     changes.update({k: v for k, v in extra.items() if v is not None})
-    if not changes:
+    if not changes and jitter is None:
         raise ValidationError("nothing to change: give at least one option", field="options")
     with scheduler_session(database, tenant) as scheduler:
+        if spec is None and jitter is not None:  # new jitter on the current trigger
+            current = dict(scheduler.get_schedule(name).trigger)
+            current["jitter"] = parse_duration(jitter, field="--jitter")
+            changes["trigger"] = current
         schedule = scheduler.update_schedule(name, expected_version=expected_version, **changes)
     _report(schedule, "updated", as_json)
 

@@ -268,3 +268,9 @@ def test_add_and_edit_every_field_option(cli: Cli) -> None:
     )
     assert (edited["misfire_grace_time"], edited["coalesce"]) == (30, True)
     assert edited["parameters"] == {"seconds": 1.0}
+
+
+def test_edit_jitter_alone_keeps_the_trigger(cli: Cli) -> None:
+    assert add(cli, "j", "--cron", "*/10 * * * *").exit_code == 0
+    edited = cli.json("schedules", "edit", "j", "--jitter", "45s")
+    assert (edited["trigger"]["expression"], edited["trigger"]["jitter"]) == ("*/10 * * * *", 45)
