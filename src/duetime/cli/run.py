@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -63,6 +64,10 @@ def run(
     engine_only: Annotated[
         bool, typer.Option("--engine-only", help="Do not serve the API and dashboard.")
     ] = False,
+    load: Annotated[
+        list[Path] | None,
+        typer.Option("--load", help="Apply this manifest before starting (repeatable)."),
+    ] = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1)] = None,
     executor: Annotated[str | None, typer.Option("--executor")] = None,
     database: DatabaseOpt = None,
@@ -82,6 +87,8 @@ def run(
     scheduler = Scheduler(settings=settings, migrate=migrate)
     serve, why = (None, "--engine-only") if engine_only else find_server()
     try:
+        if load:
+            _load(scheduler, load)
         _announce(settings, serve is not None, why)
         if serve is not None:
             serve(scheduler, host=settings.api_host, port=settings.api_port, with_engine=True)
@@ -91,6 +98,15 @@ def run(
         console.print("duetime: stopped", markup=False)
     finally:
         scheduler.close()
+
+
+def _load(scheduler: Any, files: list[Path]) -> None:
+    from duetime.manifest import load_manifest
+
+    plan = load_manifest(scheduler, [str(f) for f in files])
+    past = {"create": "created", "update": "updated", "delete": "deleted"}
+    counts = ", ".join(f"{n} {past.get(a, a)}" for a, n in plan.counts().items())
+    console.print(f"duetime: loaded {len(files)} manifest(s): {counts}", markup=False)
 
 
 def _announce(settings: Any, with_api: bool, why: str) -> None:

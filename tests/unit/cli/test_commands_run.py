@@ -78,3 +78,28 @@ def test_run_bad_options_are_one_line_before_anything_starts(
     result = cli("run", *args)
     assert words in error_line(result)
     assert result.stdout == ""
+
+
+def test_run_load_applies_manifests_before_starting(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from duetime.scheduler import Scheduler
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(
+        Scheduler,
+        "run_forever",
+        lambda self: seen.append([s.name for s in self.list_schedules().items]),
+    )
+    manifest = tmp_path / "s.yaml"
+    manifest.write_text("schedules: [{name: boot, job: demo.quick, cron: '@daily'}]")
+    result = cli("run", "--engine-only", "--load", str(manifest))
+    assert result.exit_code == 0, result.output
+    assert seen == [["boot"]]
+    assert "loaded 1 manifest(s): 1 created, 0 updated" in result.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schedules: [{name: boot, job: demo.quick, cron: '0 0 * * 8'}]")
+    refused = cli("run", "--engine-only", "--load", str(bad))
+    assert refused.exit_code == 2
+    assert "schedules[0].cron" in refused.stderr
+    assert seen == [["boot"]]  # the engine never started
