@@ -146,7 +146,7 @@ def show(
     if run.error is not None:
         console.print(f"[red]{plain(run.error.type)}: {plain(run.error.message)}[/]")
         if run.error.traceback:
-            console.print(run.error.traceback.rstrip(), markup=False, highlight=False)
+            console.print(run.error.traceback.rstrip(), markup=False, soft_wrap=True)
 
 
 def _detail(run: Run) -> Table:
