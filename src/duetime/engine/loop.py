@@ -115,17 +115,26 @@ class Engine:
         """Run one cycle without sleeping: fire, start, finish, recover.
 
         Our own leases are renewed first (when a heartbeat is due), so a loop that was busy
-        does not judge its own runs lost.
+        does not judge its own runs lost. Runs already waiting (fired a lookahead early)
+        start before this cycle's firing work, which would only delay them; runs a fire
+        makes due at once start in the same cycle.
         """
         self._prepare()
         self._waker.clear()
         self._more_work = False
         self._heartbeat_if_due()
-        self._fire()
         self._start()
+        if self._fire_due_now():
+            self._start()
         self._cancel_requested()
         self._finish()
         self._recover()
+
+    def _fire_due_now(self) -> bool:
+        """Fire (step 1); tell whether it created runs that may start right away."""
+        now = self.clock.now()
+        created = self._fire()
+        return any(r.state is RunState.PENDING and r.available_at <= now for r in created)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Cycle until ``stop`` is set, then shut down gracefully."""
