@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from duetime import __version__
 from duetime.api.problems import BodyLimitMiddleware, install_problem_handlers
@@ -24,9 +28,28 @@ the current version when it is stale.
 """
 
 
-def create_app(scheduler: Any, *, keys: ApiKeyService | None = None) -> FastAPI:
-    """Build the API over one facade; the caller owns the scheduler's lifecycle."""
+def _thread_limit(max_threads: int | None) -> Any:
+    """A lifespan that caps the worker threads sync routes run on (None = anyio's 40)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if max_threads is not None:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = max_threads
+        yield
+
+    return lifespan
+
+
+def create_app(
+    scheduler: Any, *, keys: ApiKeyService | None = None, max_threads: int | None = None
+) -> FastAPI:
+    """Build the API over one facade; the caller owns the scheduler's lifecycle.
+
+    ``max_threads`` caps the threads that run (blocking) route handlers: fewer threads
+    contend less for the GIL with an engine running in the same process.
+    """
     app = FastAPI(
+        lifespan=_thread_limit(max_threads),
         title="duetime",
         version=__version__,
         description=_DESCRIPTION,
@@ -45,4 +68,33 @@ def create_app(scheduler: Any, *, keys: ApiKeyService | None = None) -> FastAPI:
     api.include_router(system.probes)
     app.include_router(api)
     app.include_router(system.probes, include_in_schema=False)
+    app.openapi = lambda: _openapi_with_bearer(app)  # type: ignore[method-assign]
     return app
+
+
+_OPEN_OPERATIONS = (f"{API_PREFIX}/healthz", f"{API_PREFIX}/readyz")
+_BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API key: `duetime api-key create` prints one.",
+}
+
+
+def _openapi_with_bearer(app: FastAPI) -> dict[str, Any]:
+    """The generated document plus the bearer scheme on every operation but the probes.
+
+    Authentication is one plain dependency (fast); this declares it to clients.
+    """
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schema.setdefault("components", {})["securitySchemes"] = {"HTTPBearer": _BEARER_SCHEME}
+    for path, item in schema["paths"].items():
+        if path in _OPEN_OPERATIONS:
+            continue
+        for operation in item.values():
+            operation["security"] = [{"HTTPBearer": []}]
+    app.openapi_schema = schema
+    return schema

@@ -17,6 +17,9 @@ from duetime.api.app import API_PREFIX, create_app
 log = logging.getLogger("duetime.api")
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Threads running route handlers. SQLite serialises writes and the GIL serialises Python,
+#: so more threads only queue; few threads keep the engine's thread responsive.
+API_THREADS = 4
 
 
 def serve(
@@ -27,13 +30,14 @@ def serve(
     with_engine: bool,
     log_level: str = "info",
     access_log: bool = False,
+    max_threads: int = API_THREADS,
 ) -> None:
     """Run the API until SIGINT/SIGTERM; with ``with_engine`` the engine runs alongside.
 
     The engine starts before the server accepts requests and stops gracefully after the
     server has shut down, so changes made over HTTP wake it at once through the facade.
     """
-    app = create_app(scheduler)
+    app = create_app(scheduler, max_threads=max_threads)
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, access_log=access_log, workers=1
     )

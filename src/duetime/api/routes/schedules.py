@@ -176,12 +176,18 @@ def _guarded(
     id: str,
     if_match: str | None,
     body: PreconditionBody | TriggerRequest | ActionRequest | None,
-) -> Any:
-    """Return the schedule after checking an action's preconditions (412 when stale).
+) -> str:
+    """Return the reference to act on after checking preconditions (412 when stale).
 
-    The facade's pause/resume/delete/trigger take no expected version yet, so the check
-    reads the current version first (see docs/decisions/api.md).
+    Without preconditions the facade resolves ``id`` (name or id, in the caller's tenant)
+    itself. The facade's pause/resume/delete/trigger take no expected version yet, so a
+    precondition is checked by reading the current version first.
     """
+    has_body_precondition = body is not None and (
+        body.expected_version is not None or body.expected_updated_at is not None
+    )
+    if if_match is None and not has_body_precondition:
+        return id
     current = view.get_schedule(id)
     wanted = expected_version(
         if_match,
@@ -194,7 +200,7 @@ def _guarded(
             f"expected version {wanted}, the schedule is at version {current.version}",
             current_version=current.version,
         )
-    return current
+    return str(current.id)
 
 
 @router.delete("/{id}", status_code=204, responses=_WRITE, summary="Delete a schedule")
@@ -208,22 +214,22 @@ def delete_schedule(
     """Soft-delete: pending runs are cancelled, history stays until retention."""
     view = tenant_view(scheduler, principal)
     current = _guarded(view, id, if_match, body)
-    view.delete_schedule(current.id)
+    view.delete_schedule(current)
     return Response(status_code=204)
 
 
-def _pause(view: Any, current: Any) -> Response:
-    schedule = view.pause(current.id)
+def _pause(view: Any, ref: str) -> Response:
+    schedule = view.pause(ref)
     return model_response(ScheduleOut.of(schedule), headers=etag(schedule))
 
 
-def _resume(view: Any, current: Any) -> Response:
-    schedule = view.resume(current.id)
+def _resume(view: Any, ref: str) -> Response:
+    schedule = view.resume(ref)
     return model_response(ScheduleOut.of(schedule), headers=etag(schedule))
 
 
-def _trigger(view: Any, current: Any, parameters: Any) -> Response:
-    run = view.trigger(current.id, parameters)
+def _trigger(view: Any, ref: str, parameters: Any) -> Response:
+    run = view.trigger(ref, parameters)
     return model_response(RunOut.of(run), status=201)
 
 
