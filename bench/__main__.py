@@ -11,7 +11,7 @@ import importlib
 import sys
 
 #: Benchmark modules, run in this order.
-MODULES = ["bench.triggers", "bench.engine"]
+MODULES = ["bench.triggers", "bench.engine", "bench.api"]
 
 
 def main(argv: list[str]) -> int:
