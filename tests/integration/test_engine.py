@@ -445,3 +445,22 @@ async def test_calendar_month_end_across_months(store: SQLAlchemyStore, clock: F
         datetime(2030, 2, 28, 8, tzinfo=UTC),  # clamped to the last day
         datetime(2030, 3, 31, 7, tzinfo=UTC),  # 09:00 CEST, after the DST change
     ]
+
+
+async def test_worker_process_lost_is_recovered_not_retried(
+    store: SQLAlchemyStore, clock: FakeClock
+) -> None:
+    from duetime.models import RunError
+
+    sid = add_schedule(store, "crashy", "0 * * * *", now=clock.now(), job=SLOW, max_attempts=2)
+    engine, executor = make_engine(store, clock)
+    clock.advance(hours=1)
+    await engine.tick()
+    (run,) = runs_of(store, sid)
+    lost = RunError("WorkerLost", "worker process exited with code -11 (SIGSEGV)")
+    executor.complete(run.id, RunState.FAILED, error=lost)
+    await engine.tick()
+    first, follow = runs_of(store, sid)
+    assert first.state is RunState.FAILED
+    assert follow.kind is RunKind.RECOVERY
+    assert follow.attempt == 1

@@ -216,3 +216,33 @@ def test_facade_run_pending_without_and_with_a_running_engine(db_url: str) -> No
             scheduler.stop()
     finally:
         scheduler.close()
+
+
+def test_a_database_error_is_logged_and_the_loop_survives(
+    live: tuple[SQLAlchemyStore, Engine],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from duetime.store import claims
+
+    store, engine = live
+    real_fire_due = claims.fire_due
+    failures = [0]
+
+    def flaky_fire_due(*args: Any, **kwargs: Any) -> Any:
+        if failures[0] < 2:
+            failures[0] += 1
+            raise sa.exc.OperationalError("SELECT 1", {}, Exception("database is restarting"))
+        return real_fire_due(*args, **kwargs)
+
+    monkeypatch.setattr(claims, "fire_due", flaky_fire_due)
+    caplog.set_level("WARNING", logger="duetime")
+    now = store.clock.now()
+    spec = {"type": "date", "run_at": now.isoformat()}
+    sid = add_schedule(store, "after-outage", spec, now=now, job="duetime.noop")
+    update_next_run_at(store, sid, now)
+    wait_for("the run after the outage", lambda: _succeeded(store, sid), WAKE_WITHIN_SECONDS)
+    assert failures[0] == 2
+    assert engine.running
+    events = [getattr(r, "event", None) for r in caplog.records]
+    assert events.count("engine.db_error") == 2

@@ -99,7 +99,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._thread_stop: asyncio.Event | None = None
-        store.add_change_listener(self.wake)
+        self._db_failures = 0
 
     # ------------------------------------------------------------ public
     @property
@@ -142,6 +142,7 @@ class Engine:
         self._waker.bind()
         watcher, listener = self._change_sources()
         stopper = asyncio.create_task(self._wake_on(stop))
+        self.store.add_change_listener(self.wake)
         self._running = True
         log.info("engine started", extra={"event": "engine.started", "instance": self.instance_id})
         try:
@@ -151,6 +152,7 @@ class Engine:
             await self._shutdown()
         finally:
             stopper.cancel()
+            self.store.remove_change_listener(self.wake)
             self._close_sources(watcher, listener)
             self._running = False
             await self._guarded(self._mark_stopped, retry=False)
@@ -159,6 +161,15 @@ class Engine:
         """Fire what is due, start the due runs here and wait until they finish (§3.1)."""
         self._prepare()
         self._waker.bind()
+        self.store.add_change_listener(self.wake)
+        try:
+            started = await self._run_due_here()
+        finally:
+            self.store.remove_change_listener(self.wake)
+        return claims.get_runs(self.store, started)
+
+    async def _run_due_here(self) -> list[str]:
+        """Fire and start what is due until nothing started here is still running."""
         started: list[str] = []
         while True:
             self._waker.clear()
@@ -171,7 +182,7 @@ class Engine:
             if not self._more_work:
                 await self._waker.wait(self.settings.heartbeat_seconds)
             self._heartbeat_if_due()
-        return claims.get_runs(self.store, started)
+        return started
 
     def start_background(self) -> None:
         """Run the loop in its own thread; return once it runs."""
@@ -196,6 +207,14 @@ class Engine:
         self.wake()
         if wait and self._thread is not None:
             self._thread.join()
+
+    def close(self) -> None:
+        """Release what :meth:`run_pending` left behind (the executor); not while running."""
+        if self._running or not self._executor_started:
+            return
+        self.executor.shutdown(self.settings.shutdown_grace_seconds)
+        self._executor_started = False
+        self._prepared = False
 
     # ------------------------------------------------------------ steps
     def _fire(self, lookahead_seconds: float | None = None) -> list[Run]:
@@ -431,27 +450,31 @@ class Engine:
         log.info("engine stopped", extra={"event": "engine.stopped", "instance": self.instance_id})
 
     async def _guarded(self, step: Callable[[], Awaitable[None]], *, retry: bool = True) -> None:
-        """Run ``step``; log and back off on database errors; nothing crashes the loop."""
-        for attempt in range(1_000_000 if retry else 1):
-            try:
-                await step()
-                return
-            except TRANSIENT_ERRORS as exc:
-                delay = min(MAX_ERROR_BACKOFF_SECONDS, FIRST_ERROR_BACKOFF_SECONDS * 2**attempt)
-                log.warning(
-                    "database error; retrying in %.1f s: %s",
-                    delay,
-                    exc,
-                    extra={"event": "engine.db_error", "attempt": attempt + 1},
-                )
-                if not retry:
-                    return
-                await self.clock.sleep(delay)
-                if self._stopping or not self._running:
-                    return
-            except Exception:
-                log.exception("engine cycle failed", extra={"event": "engine.cycle_failed"})
-                return
+        """Run ``step``; on an error log it and back off; nothing crashes the loop.
+
+        Database errors are expected (restarts, failovers) and logged as warnings; anything
+        else is logged with its traceback. The caller's loop retries (checking ``stop``)
+        after the back-off, which doubles with each consecutive failure up to 30 s; a
+        stop request cuts the back-off short.
+        """
+        try:
+            await step()
+            self._db_failures = 0
+            return
+        except TRANSIENT_ERRORS as exc:
+            self._db_failures += 1
+            log.warning(
+                "database error; retrying: %s",
+                exc,
+                extra={"event": "engine.db_error", "attempt": self._db_failures},
+            )
+        except Exception:
+            self._db_failures += 1
+            log.exception("engine cycle failed", extra={"event": "engine.cycle_failed"})
+        if retry:
+            exponent = self._db_failures - 1
+            delay = min(MAX_ERROR_BACKOFF_SECONDS, FIRST_ERROR_BACKOFF_SECONDS * 2**exponent)
+            await self._waker.wait(delay)
 
     async def _run_in_thread(self, ready: threading.Event) -> None:
         self._thread_loop = asyncio.get_running_loop()

@@ -37,8 +37,12 @@ log = logging.getLogger(__name__)
 #: Error type an executor reports for runs it stopped at shutdown (recovered, no attempt used).
 INTERRUPTED = "Interrupted"
 
-#: Error type of runs whose lease expired (their worker died or lost the database).
+#: Error type of runs whose lease expired (their worker died or lost the database), also
+#: reported by the process executor when a worker process dies under a run.
 WORKER_LOST = "WorkerLost"
+
+#: Failures that are the platform's fault, not the job's: recovered without using an attempt.
+_RECOVERABLE_ERRORS = frozenset({INTERRUPTED, WORKER_LOST})
 
 #: States a run may end in after it ran.
 _OUTCOME_STATES = (RunState.SUCCEEDED, RunState.FAILED, RunState.TIMED_OUT, RunState.CANCELLED)
@@ -136,7 +140,8 @@ def _run_values(
     **extra: Any,
 ) -> dict[str, Any]:
     """Return the insert dict of a run of ``schedule`` with its resolved settings."""
-    source = ctx.registry if ctx.registry is not None else ctx.defaults.get(schedule.job)
+    job_type = ctx.registry.find(schedule.job) if ctx.registry is not None else None
+    source = job_type if job_type is not None else ctx.defaults.get(schedule.job)
     settings = resolve_run_settings(schedule, source)
     return new_run_values(
         schedule=schedule,
@@ -730,8 +735,9 @@ def _touch_schedules(conn: sa.Connection, finished: list[Run]) -> None:
 
 
 def is_interrupted(run: Run) -> bool:
-    """True for a run stopped by a shutdown (recovered without using an attempt)."""
-    return run.state is RunState.FAILED and run.error is not None and run.error.type == INTERRUPTED
+    """True for a run stopped by a shutdown or a lost worker (recovered, no attempt used)."""
+    failed = run.state is RunState.FAILED and run.error is not None
+    return failed and run.error is not None and run.error.type in _RECOVERABLE_ERRORS
 
 
 def _retry_or_recovery(done: _Finished, now: datetime) -> dict[str, Any] | None:
