@@ -122,3 +122,41 @@ def test_live_schedule_fires_pauses_triggers_and_keeps_history(
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=40) == 0
+
+
+def test_duetime_api_serves_without_engine(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    env = {**os.environ, "DUETIME_DATABASE_URL": url}
+    subprocess.run([DUETIME, "init"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    secret = (tmp_path / ".duetime" / "admin.key").read_text().strip()
+    port = _free_port()
+    proc = subprocess.Popen(
+        [DUETIME, "api", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            assert proc.poll() is None
+            try:
+                return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(ready, "duetime api to be ready")
+        assert httpx.get(f"{base}/api/v1/schedules").status_code == 401
+        headers = {"Authorization": f"Bearer {secret}"}
+        body = {"name": "n", "job": "duetime.noop", "cron": "0 3 * * *", "tenant": "t"}
+        created = httpx.post(f"{base}/api/v1/schedules", json=body, headers=headers)
+        assert created.status_code == 201, created.text
+        status = httpx.get(f"{base}/api/v1/status", headers=headers).json()
+        assert status["engine_running"] is False
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == 0, output
+    assert secret not in output
