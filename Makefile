@@ -20,11 +20,9 @@ run: export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 run: export DUETIME_JOBS := examples.jobs
 run: $(STAMP)
 	$(BIN)/duetime init
-	$(BIN)/duetime load examples/demo.yaml
-	$(BIN)/duetime force quick-hello
 	@echo "duetime: the admin API key is in .duetime/admin.key (printed once by init above)"
 	@echo "duetime: in another terminal try  .venv/bin/duetime runs list  or  .venv/bin/duetime show-schedule"
-	$(BIN)/duetime run
+	$(BIN)/duetime run --load examples/demo.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
