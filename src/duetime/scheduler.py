@@ -68,6 +68,8 @@ TRUSTED_CREATOR = "*:admin"
 EXECUTOR_NAMES = ("default", "process", "thread", "asyncio", "celery")
 _PRIORITY_LIMIT = 1_000_000
 _MAX_SECONDS = 366 * 24 * 3600.0  # backoff, grace and timeout bounds: one year
+#: Retention ages beyond a century would reach before year 1 (OverflowError).
+MAX_RETENTION_DAYS = 36_500.0
 
 #: §1 fields a schedule is created with unless told otherwise.
 SCHEDULE_DEFAULTS: dict[str, Any] = {
@@ -138,6 +140,14 @@ def _seconds(field: str, value: object, *, low: float = 0.0, strict: bool = Fals
         bound = f"> {low:g}" if strict else f"≥ {low:g}"
         raise ValidationError(f"must be {bound} and ≤ {_MAX_SECONDS:.0f} seconds", field=field)
     return number
+
+
+def _days(field: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"must be a number of days, got {value!r}", field=field)
+    if not (math.isfinite(value) and 0 <= value <= MAX_RETENTION_DAYS):
+        raise ValidationError(f"must be from 0 to {MAX_RETENTION_DAYS:g} days", field=field)
+    return float(value)
 
 
 def _json_object(field: str, value: object) -> dict[str, Any]:
@@ -234,7 +244,10 @@ def _instant(field: str, value: object, zone: str) -> datetime | None:
             raise ValidationError(f"{value!r} is not an ISO 8601 datetime", field=field) from None
     if not isinstance(value, datetime):
         raise ValidationError(f"must be a datetime, got {type(value).__name__}", field=field)
-    return ensure_aware(value, get_zone(zone))
+    try:
+        return ensure_aware(value, get_zone(zone))
+    except OverflowError:
+        raise ValidationError(f"{value.isoformat()} is out of range", field=field) from None
 
 
 def check_timezone(value: object) -> str:
@@ -831,7 +844,7 @@ class Scheduler:
         """
         days = self.settings.history_retention_days if older_than_days is None else older_than_days
         keep = self.settings.history_keep_last if keep_last is None else keep_last
-        days = _seconds("older_than_days", days)
+        days = _days("older_than_days", days)
         keep = _int("keep_last", keep, 0, 1_000_000)
         return self.store.cleanup_history(
             now=self._now(), older_than_days=days, keep_last=keep, tenant=self.tenant
