@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -40,3 +41,26 @@ def test_cleanup_with_huge_age_is_a_validation_error(sched: Scheduler) -> None:
     with pytest.raises(ValidationError) as info:
         sched.cleanup_history(older_than_days=10**6)
     assert info.value.field == "older_than_days"
+
+
+def test_engines_publishing_job_types_at_once_do_not_collide(db_url: str) -> None:
+    """Publication was update-then-insert: two engines starting together hit the unique key."""
+    schedulers = [Scheduler(db_url, clock=FakeClock(START)) for _ in range(8)]
+    barrier = threading.Barrier(len(schedulers))
+    errors: list[BaseException] = []
+
+    def publish(s: Scheduler) -> None:
+        barrier.wait(timeout=10)
+        try:
+            s.publish_job_types(published_by="engine")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish, args=(s,)) for s in schedulers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    for s in schedulers:
+        s.close()
+    assert errors == []

@@ -21,6 +21,8 @@ from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from duetime.clock import Clock
@@ -457,15 +459,17 @@ class SQLAlchemyStore:
         """Upsert each job type's publication into ``duetime_job_types``; return the count."""
         now = self.clock.now()
         rows = [_publication_row(job_type, published_by, now) for job_type in job_types]
-        jt = t.job_types
         with self.write() as conn:
             for row in rows:
-                updated = conn.execute(
-                    sa.update(jt).where(jt.c.name == row["name"]).values(**row)
-                ).rowcount
-                if not updated:
-                    conn.execute(sa.insert(jt).values(**row))
+                conn.execute(self._upsert_job_type(row))
         return len(rows)
+
+    def _upsert_job_type(self, row: dict[str, Any]) -> Any:
+        """INSERT ... ON CONFLICT (name) DO UPDATE: engines starting together cannot collide."""
+        insert = sqlite_insert if self.dialect == "sqlite" else pg_insert
+        statement = insert(t.job_types).values(**row)
+        changes = {key: statement.excluded[key] for key in row if key != "name"}
+        return statement.on_conflict_do_update(index_elements=["name"], set_=changes)
 
     def job_types(self) -> list[dict[str, Any]]:
         """Every published job type (name, description, parameter_schema, defaults...)."""
