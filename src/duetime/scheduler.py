@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -49,6 +49,11 @@ from duetime.store.sqlalchemy import (
 from duetime.triggers import build_trigger, date_in_past_ok, normalize_spec
 from duetime.triggers.base import Trigger
 from duetime.triggers.tz import ensure_aware, get_zone
+
+if TYPE_CHECKING:
+    from duetime.keys import ApiKey, ApiKeyService, CreatedKey
+    from duetime.manifest import Plan
+    from duetime.webhooks import Webhook, WebhookService
 
 T = TypeVar("T")
 
@@ -867,6 +872,76 @@ class Scheduler:
         if engine is not None:
             engine.wake()
 
+    # -- manifests, API keys, webhooks
+    def load_manifest(
+        self, path_or_data: Any, *, prune: bool = False, dry_run: bool = False
+    ) -> Plan:
+        """Upsert the schedules of manifest file(s) or data in one transaction; return the Plan."""
+        from duetime.manifest import load_manifest
+
+        return load_manifest(self, path_or_data, prune=prune, dry_run=dry_run)
+
+    def _keys(self) -> ApiKeyService:
+        from duetime.keys import ApiKeyService
+
+        return ApiKeyService(self.store)
+
+    def _webhooks(self) -> WebhookService:
+        from duetime.webhooks import WebhookService
+
+        return WebhookService(self.store)
+
+    def _scope(self) -> str | None:
+        """This view's tenant for key/webhook queries (None = every tenant)."""
+        return None if self.tenant == ALL_TENANTS else self.tenant
+
+    def create_api_key(self, role: str, *, name: str | None = None) -> CreatedKey:
+        """Create an API key of this tenant; the secret is in the result only."""
+        return self._keys().create(self.tenant, role, name=name)
+
+    def list_api_keys(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        """API keys of this tenant (``*`` view: every tenant's)."""
+        return self._keys().list(self._scope(), include_revoked=include_revoked)
+
+    def revoke_api_key(self, ref: str) -> ApiKey:
+        """Revoke this tenant's key by id or shown prefix (NotFoundError otherwise)."""
+        return self._keys().revoke(ref, tenant=self._scope())
+
+    def create_webhook(
+        self,
+        url: str,
+        events: list[str],
+        *,
+        description: str | None = None,
+        enabled: bool = True,
+    ) -> Webhook:
+        """Subscribe ``url`` to ``events`` in this tenant; the result carries the secret."""
+        if self.tenant == ALL_TENANTS:
+            raise ValidationError("pick a concrete tenant to create webhooks in", field="tenant")
+        return self._webhooks().create(
+            self.tenant, url, events, description=description, enabled=enabled
+        )
+
+    def list_webhooks(self) -> list[Webhook]:
+        """Webhooks of this tenant, oldest first."""
+        return self._webhooks().list(self._scope())
+
+    def get_webhook(self, webhook_id: str) -> Webhook:
+        """One webhook of this tenant (NotFoundError otherwise)."""
+        return self._webhooks().get(self._scope(), webhook_id)
+
+    def update_webhook(
+        self, webhook_id: str, *, expected_version: int | None = None, **changes: Any
+    ) -> Webhook:
+        """Edit url/events/description/enabled (VersionMismatchError when stale)."""
+        return self._webhooks().update(
+            self._scope(), webhook_id, changes, expected_version=expected_version
+        )
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        """Remove one of this tenant's webhooks."""
+        self._webhooks().delete(self._scope(), webhook_id)
+
     # -- engine
     @property
     def engine_running(self) -> bool:
@@ -1174,6 +1249,46 @@ class AsyncScheduler:
         finally:
             await asyncio.to_thread(core.retire, engine)
         return runs
+
+    async def load_manifest(
+        self, path_or_data: Any, *, prune: bool = False, dry_run: bool = False
+    ) -> Plan:
+        """See :meth:`Scheduler.load_manifest`."""
+        return await self._call(
+            self._sync.load_manifest, path_or_data, prune=prune, dry_run=dry_run
+        )
+
+    async def create_api_key(self, role: str, *, name: str | None = None) -> CreatedKey:
+        """See :meth:`Scheduler.create_api_key`."""
+        return await self._call(self._sync.create_api_key, role, name=name)
+
+    async def list_api_keys(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        """See :meth:`Scheduler.list_api_keys`."""
+        return await self._call(self._sync.list_api_keys, include_revoked=include_revoked)
+
+    async def revoke_api_key(self, ref: str) -> ApiKey:
+        """See :meth:`Scheduler.revoke_api_key`."""
+        return await self._call(self._sync.revoke_api_key, ref)
+
+    async def create_webhook(self, url: str, events: list[str], **kwargs: Any) -> Webhook:
+        """See :meth:`Scheduler.create_webhook`."""
+        return await self._call(self._sync.create_webhook, url, events, **kwargs)
+
+    async def list_webhooks(self) -> list[Webhook]:
+        """See :meth:`Scheduler.list_webhooks`."""
+        return await self._call(self._sync.list_webhooks)
+
+    async def get_webhook(self, webhook_id: str) -> Webhook:
+        """See :meth:`Scheduler.get_webhook`."""
+        return await self._call(self._sync.get_webhook, webhook_id)
+
+    async def update_webhook(self, webhook_id: str, **kwargs: Any) -> Webhook:
+        """See :meth:`Scheduler.update_webhook`."""
+        return await self._call(self._sync.update_webhook, webhook_id, **kwargs)
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        """See :meth:`Scheduler.delete_webhook`."""
+        await self._call(self._sync.delete_webhook, webhook_id)
 
     async def start(self) -> None:
         """See :meth:`Scheduler.start`."""

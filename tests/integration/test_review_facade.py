@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -9,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from duetime.clock import FakeClock
-from duetime.errors import ValidationError
-from duetime.scheduler import Scheduler
+from duetime.errors import NotFoundError, ValidationError
+from duetime.scheduler import AsyncScheduler, Scheduler
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -64,3 +65,61 @@ def test_engines_publishing_job_types_at_once_do_not_collide(db_url: str) -> Non
     for s in schedulers:
         s.close()
     assert errors == []
+
+
+def test_public_surface_has_every_design_method() -> None:
+    """DESIGN §4: load_manifest and API-key/webhook management on both facades, same names."""
+    wanted = {
+        "load_manifest",
+        "create_api_key",
+        "list_api_keys",
+        "revoke_api_key",
+        "create_webhook",
+        "list_webhooks",
+        "get_webhook",
+        "update_webhook",
+        "delete_webhook",
+    }
+    sync_names = {n for n in dir(Scheduler) if not n.startswith("_")}
+    async_names = {n for n in dir(AsyncScheduler) if not n.startswith("_")}
+    assert wanted <= sync_names
+    properties = {"store", "registry", "settings", "clock"}
+    assert sync_names - properties <= async_names
+
+
+def test_load_manifest_and_keys_through_the_facade(sched: Scheduler) -> None:
+    data = {"schedules": [{"name": "m1", "job": "duetime.noop", "trigger": "0 3 * * *"}]}
+    plan = sched.load_manifest(data, dry_run=True)
+    assert plan.applied is False
+    with pytest.raises(NotFoundError):
+        sched.get_schedule("m1")
+    sched.load_manifest(data)
+    assert sched.get_schedule("m1").source == "manifest"
+    created = sched.create_api_key("operator", name="ci")
+    assert [k.id for k in sched.list_api_keys()] == [created.key.id]
+    assert sched.for_tenant("other").list_api_keys() == []
+    sched.revoke_api_key(created.key.id)
+    assert sched.list_api_keys() == []
+
+
+def test_webhooks_through_the_facade(sched: Scheduler) -> None:
+    hook = sched.create_webhook("https://hooks.example.com/x", ["run.failed"])
+    assert sched.get_webhook(hook.id).url == "https://hooks.example.com/x"
+    assert sched.for_tenant("other").list_webhooks() == []
+    updated = sched.update_webhook(hook.id, expected_version=1, enabled=False)
+    assert updated.enabled is False
+    sched.delete_webhook(hook.id)
+    assert sched.list_webhooks() == []
+
+
+def test_async_facade_loads_manifests(sqlite_url: str) -> None:
+    async def scenario() -> str:
+        scheduler = AsyncScheduler(sqlite_url, clock=FakeClock(START))
+        try:
+            data = {"schedules": [{"name": "m1", "job": "duetime.noop", "trigger": "0 3 * * *"}]}
+            await scheduler.load_manifest(data)
+            return (await scheduler.get_schedule("m1")).name
+        finally:
+            await scheduler.close()
+
+    assert asyncio.run(scenario()) == "m1"
