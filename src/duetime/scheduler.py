@@ -736,13 +736,24 @@ class Scheduler:
         return changed
 
     # -- runs
-    def trigger(self, name_or_id: str, parameters: Mapping[str, Any] | None = None) -> Run:
-        """Create a ``manual`` run available now (works on a paused schedule)."""
+    def trigger(
+        self,
+        name_or_id: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        triggered_by: str = TRUSTED_CREATOR,
+    ) -> Run:
+        """Create a ``manual`` run available now (works on a paused schedule).
+
+        Overriding parameters of a privileged job (``duetime.shell``) needs the same
+        ``*:admin`` caller that creating it does.
+        """
         schedule = self.get_schedule(name_or_id)
         params = dict(schedule.parameters)
         if parameters is not None:
             params.update(_json_object("parameters", parameters))
-            _job, params = self._check_job(schedule.job, params, by=TRUSTED_CREATOR)
+            by = check_creator(triggered_by)
+            _job, params = self._check_job(schedule.job, params, by=by)
         return self._new_run(schedule, RunKind.MANUAL, params)
 
     def _new_run(
@@ -1192,9 +1203,17 @@ class AsyncScheduler:
         """See :meth:`Scheduler.list_schedules`."""
         return await self._call(self._sync.list_schedules, **kwargs)
 
-    async def trigger(self, name_or_id: str, parameters: Mapping[str, Any] | None = None) -> Run:
+    async def trigger(
+        self,
+        name_or_id: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        triggered_by: str = TRUSTED_CREATOR,
+    ) -> Run:
         """See :meth:`Scheduler.trigger`."""
-        return await self._call(self._sync.trigger, name_or_id, parameters)
+        return await self._call(
+            self._sync.trigger, name_or_id, parameters, triggered_by=triggered_by
+        )
 
     async def rerun(self, run_id: str) -> Run:
         """See :meth:`Scheduler.rerun`."""

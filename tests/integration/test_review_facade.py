@@ -123,3 +123,15 @@ def test_async_facade_loads_manifests(sqlite_url: str) -> None:
             await scheduler.close()
 
     assert asyncio.run(scenario()) == "m1"
+
+
+def test_non_admin_cannot_trigger_shell_schedule_with_other_parameters(sched: Scheduler) -> None:
+    """Run-now with parameters must not let an operator rewrite an admin's shell argv/env."""
+    sched.add_schedule("backup", "duetime.shell", "0 3 * * *", parameters={"argv": ["true"]})
+    with pytest.raises(ValidationError) as info:
+        sched.trigger("backup", {"argv": ["rm", "-rf", "/"]}, triggered_by="default:operator")
+    assert info.value.field == "job"
+    plain = sched.trigger("backup", triggered_by="default:operator")
+    assert plain.parameters["argv"] == ["true"]
+    admin = sched.trigger("backup", {"argv": ["date"]})
+    assert admin.parameters["argv"] == ["date"]
