@@ -49,6 +49,8 @@ WRK_THREADS = 1
 READY_TIMEOUT_SECONDS = 60.0
 TARGET_RATIO = 0.80
 WARMUP_SECONDS = 3.0
+#: Baseline and duetime GET alternate this many times; each one's best round is reported.
+GET_ROUNDS = 2
 TARGET_P99_MS = 50.0
 TARGET_LATENESS_P99_MS = 25.0
 DUETIME = str(Path(sys.executable).with_name("duetime"))
@@ -302,24 +304,27 @@ def run() -> dict[str, Any]:
         api_url = f"http://127.0.0.1:{api_port}/api/v1"
         target = httpx.get(f"{api_url}/schedules/report-0000", headers=auth).json()["id"]
         time.sleep(WARMUP_SECONDS)  # let the executor's worker processes start
-        plan = {
-            "baseline GET /schedules?limit=20": (
-                f"http://127.0.0.1:{base_port}/schedules?limit=20",
-                {},
-                "GET",
-            ),
-            "duetime GET /schedules?limit=20": (f"{api_url}/schedules?limit=20", auth, "GET"),
-            "duetime POST /schedules/{id}/trigger": (
+        get = "/schedules?limit=20"
+        plan = [
+            ("baseline GET /schedules?limit=20", f"http://127.0.0.1:{base_port}{get}", {}, "GET"),
+            ("duetime GET /schedules?limit=20", f"{api_url}{get}", auth, "GET"),
+        ] * GET_ROUNDS
+        plan.append(
+            (
+                "duetime POST /schedules/{id}/trigger",
                 f"{api_url}/schedules/{target}/trigger",
                 auth,
                 "POST",
-            ),
-        }
-        rows, windows = {}, {}
-        for name, (url, headers, method) in plan.items():
+            )
+        )
+        rows: dict[str, dict[str, float]] = {}
+        windows: dict[str, tuple[datetime, datetime]] = {}
+        for round_no, (name, url, headers, method) in enumerate(plan):
             start = datetime.now(UTC)
-            rows[name] = wrk(url, headers=headers, method=method, workdir=workdir)
-            windows[name] = (start, datetime.now(UTC))
+            result = wrk(url, headers=headers, method=method, workdir=workdir)
+            windows[f"{name} #{round_no // 2 + 1}"] = (start, datetime.now(UTC))
+            if name not in rows or result["rps"] > rows[name]["rps"]:
+                rows[name] = result  # the best round counts (machine noise only slows)
     lateness = fire_lateness(database_url, windows)
     payload = summarise(rows, lateness)
     print_table(payload)
@@ -344,6 +349,7 @@ def summarise(
     return {
         "connections": CONNECTIONS,
         "duration_seconds": DURATION_SECONDS,
+        "get_rounds": GET_ROUNDS,
         "schedules": SCHEDULES,
         "rows": rows,
         "get_vs_baseline": ratio,
@@ -363,6 +369,7 @@ def print_table(payload: dict[str, Any]) -> None:
         f"REST API, SQLite, 1 uvicorn worker, {payload['schedules']} schedules, "
         f"wrk {payload['connections']} connections × {payload['duration_seconds']} s"
     )
+    print(f"(best of {GET_ROUNDS} interleaved rounds for the GETs)")
     print(f"{'endpoint':<40}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
     for name, row in payload["rows"].items():
         print(
@@ -373,7 +380,7 @@ def print_table(payload: dict[str, Any]) -> None:
     print("engine fire lateness (probe schedules, every second) while each load ran:")
     for name, late in payload["fire_lateness"].items():
         print(
-            f"  {name:<38} {late['runs']:>4.0f} runs  p50 {late['p50_ms']:>6.1f} ms  "
+            f"  {name:<42} {late['runs']:>4.0f} runs  p50 {late['p50_ms']:>6.1f} ms  "
             f"p99 {late['p99_ms']:>6.1f} ms  max {late['max_ms']:>6.1f} ms"
         )
     print(

@@ -194,6 +194,22 @@ class CronValidateRequest(BaseModel):
     day_match: Literal["vixie", "and"] = "vixie"
 
 
+class ScheduleListQuery(BaseModel):
+    """Query parameters of GET /schedules (one model: validated in one pass)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT, description="Page size.")
+    cursor: str | None = Field(
+        None, max_length=500, description="`next_cursor` of the previous page."
+    )
+    tenant: str | None = Field(None, max_length=200, description="Only this tenant.")
+    state: ScheduleState | None = None
+    job: str | None = Field(None, max_length=200)
+    enabled: bool | None = None
+    name_prefix: str | None = Field(None, max_length=200, description="Names starting so.")
+
+
 # ------------------------------------------------------------------------ responses
 
 

