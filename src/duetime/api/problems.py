@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -210,6 +211,15 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+async def _on_database_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning(
+        "database unavailable: %s", type(exc).__name__, extra={"event": "api.db_unavailable"}
+    )
+    return problem_response(
+        503, "the database is busy or unreachable; retry shortly", headers={"Retry-After": "1"}
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", extra={"event": "api.error", "path": request.url.path})
     return problem_response(500, "an unexpected error occurred; see the server log")
@@ -221,6 +231,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.DuetimeError, _on_duetime_error)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(OperationalError, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

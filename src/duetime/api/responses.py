@@ -44,6 +44,7 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     401: _problem_example(401, "missing Authorization: Bearer <key> header"),
     403: _problem_example(403, "this needs the admin role; the key has viewer"),
     422: _problem_example(422, "name: must be 1–200 characters"),
+    503: _problem_example(503, "the database is busy or unreachable; retry shortly"),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: _problem_example(404, "schedule 'nightly' not found"),

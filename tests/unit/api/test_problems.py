@@ -120,3 +120,17 @@ def test_streamed_body_over_limit_is_413() -> None:
 def test_body_under_limit_passes() -> None:
     resp = client.post("/echo", json={"name": "a", "job": "j", "cron": "* * * * *"})
     assert resp.status_code == 200
+
+
+def test_database_unavailable_is_503_with_retry_after() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    app = _app()
+
+    @app.get("/locked")
+    def locked() -> None:
+        raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+
+    resp = TestClient(app, raise_server_exceptions=False).get("/locked")
+    _assert_problem(resp, 503)
+    assert resp.headers["retry-after"] == "1"
