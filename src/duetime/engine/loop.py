@@ -100,6 +100,8 @@ class Engine:
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._thread_stop: asyncio.Event | None = None
         self._db_failures = 0
+        self._checked_at: datetime | None = None
+        self._saturated = False
 
     # ------------------------------------------------------------ public
     @property
@@ -123,17 +125,23 @@ class Engine:
         self._waker.clear()
         self._more_work = False
         self._heartbeat_if_due()
+        checked_at = self.clock.now()
         self._start()
         if self._fire_due_now():
             self._start()
         self._cancel_requested()
         self._finish()
         self._recover()
+        self._checked_at = checked_at  # only a completed cycle has looked at what was due
 
     def _fire_due_now(self) -> bool:
-        """Fire (step 1); tell whether it created runs that may start right away."""
+        """Fire (step 1); tell whether it created runs that may start right away.
+
+        While due runs fill every slot, only fires already due are made: firing ahead
+        (the lookahead) would delay runs that are due now and can wait for a calmer cycle.
+        """
         now = self.clock.now()
-        created = self._fire()
+        created = self._fire(lookahead_seconds=0.0 if self._saturated else None)
         return any(r.state is RunState.PENDING and r.available_at <= now for r in created)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -245,7 +253,8 @@ class Engine:
         )
         for run in runs:
             self._submit(run)
-        if runs and len(runs) == slots and self.executor.free_slots > 0:
+        self._saturated = bool(runs) and len(runs) == slots
+        if self._saturated and self.executor.free_slots > 0:
             self._more_work = True  # there may be more to start right away
         return runs
 
@@ -355,8 +364,15 @@ class Engine:
         self.store.heartbeat_instance(self.instance_id, self.clock.now())
 
     def _seconds_until_due(self) -> float:
-        """Return how long nothing is due (capped at one heartbeat interval)."""
+        """Return how long nothing is due (capped at one heartbeat interval).
+
+        An instant the last cycle already looked past (a pending run held back by
+        ``max_instances`` or busy slots, a schedule another replica has locked) is not
+        work: a change wakes us for it. An instant after that check — even one already
+        reached — is, so a run that became due during the cycle starts without delay.
+        """
         now = self.clock.now()
+        checked = self._checked_at or now
         due = claims.next_due(self.store)
         lookahead = timedelta(seconds=self.settings.lookahead_seconds)
         instants = [
@@ -364,9 +380,8 @@ class Engine:
             due.next_available_at,
             due.next_lease_expiry_at,
         ]
-        future = [i for i in instants if i is not None and i > now]
-        cap = self.settings.heartbeat_seconds
-        return min([cap, *((i - now).total_seconds() for i in future)])
+        waits = [(i - now).total_seconds() for i in instants if i is not None and i > checked]
+        return max(0.0, min([self.settings.heartbeat_seconds, *waits]))
 
     def _change_check_seconds(self, watcher: SQLiteChangeWatcher | None) -> float:
         from duetime.engine.waiting import SQLITE_CHANGE_CHECK_SECONDS
