@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from duetime.errors import SchemaOutdatedError
-from duetime.store.sqlalchemy import create_store_engine
+from duetime.store.sqlalchemy import WRITE_OPTION, create_store_engine
 from duetime.store.tables import VERSION_TABLE
 
 #: Where the migration scripts live, inside the package.
@@ -57,11 +57,16 @@ def upgrade_database(url: str, *, script_location: str | None = None) -> str:
     engine = create_store_engine(url)
     config = _config(script_location)
     try:
-        with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK_KEY})"))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        # SQLite: BEGIN IMMEDIATE, so concurrent migrations queue on busy_timeout instead of
+        # failing "database is locked" when their deferred read turns into a write.
+        with engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    lock = f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK_KEY})"
+                    conn.execute(sa.text(lock))
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
         return head_revision(script_location)
     finally:
         engine.dispose()

@@ -49,7 +49,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_ATTEMPTS = 8
 SQLITE_BEGIN_BACKOFF_SECONDS = 0.05
 
-_WRITE_OPTION = "duetime_write"
+#: Connection execution option that makes SQLite begin with BEGIN IMMEDIATE.
+WRITE_OPTION = "duetime_write"
 _CHANGED_KEY = "duetime_changed"
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -97,7 +98,7 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: sa.Connection) -> None:
-    write = conn.get_execution_options().get(_WRITE_OPTION, False)
+    write = conn.get_execution_options().get(WRITE_OPTION, False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
@@ -147,7 +148,7 @@ class SQLAlchemyStore:
     def write(self) -> Iterator[sa.Connection]:
         """One write transaction; commits on exit, rolls back on error."""
         with self.engine.connect() as conn:
-            conn = conn.execution_options(**{_WRITE_OPTION: True})
+            conn = conn.execution_options(**{WRITE_OPTION: True})
             trans = self._begin(conn)
             try:
                 yield conn
