@@ -464,3 +464,33 @@ async def test_worker_process_lost_is_recovered_not_retried(
     assert first.state is RunState.FAILED
     assert follow.kind is RunKind.RECOVERY
     assert follow.attempt == 1
+
+
+async def test_sleep_is_zero_for_work_that_became_due_during_the_cycle(
+    store: SQLAlchemyStore, clock: FakeClock
+) -> None:
+    at = T0 + timedelta(minutes=1)
+    add_schedule(store, "due", {"type": "date", "run_at": at.isoformat()}, now=clock.now())
+    engine, _ = make_engine(store, clock, lookahead_seconds=1.0, heartbeat_seconds=10.0)
+    clock.set(at - seconds(1.5))
+    await engine.tick()  # nothing is due yet: the fire is 1.5 s away, the lookahead 1 s
+    assert engine._seconds_until_due() == pytest.approx(0.5)
+    clock.advance(0.6)  # the fire came within the lookahead after the cycle looked
+    assert engine._seconds_until_due() == 0.0
+    await engine.tick()  # fires it (a pending run, available at `at`)
+    clock.advance(1.0)  # the run became due after that cycle: due now, no sleeping
+    assert engine._seconds_until_due() == 0.0
+
+
+async def test_sleep_ignores_runs_held_back_by_max_instances(
+    store: SQLAlchemyStore, clock: FakeClock
+) -> None:
+    add_schedule(store, "held", "* * * * *", now=clock.now(), job=SLOW, overlap="buffer_all")
+    engine, _ = make_engine(store, clock, heartbeat_seconds=10.0)
+    for _ in range(2):
+        clock.advance(60)
+        await engine.tick()
+    assert by_state(runs_of(store)) == {"running": 1, "pending": 1}
+    clock.advance(1)
+    await engine.tick()
+    assert engine._seconds_until_due() > 5  # the pending run waits for a change, no spin
