@@ -135,3 +135,23 @@ def test_non_admin_cannot_trigger_shell_schedule_with_other_parameters(sched: Sc
     assert plain.parameters["argv"] == ["true"]
     admin = sched.trigger("backup", {"argv": ["date"]})
     assert admin.parameters["argv"] == ["date"]
+
+
+def test_run_now_racing_a_delete_creates_no_orphan_run(
+    sched: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """trigger() read the schedule and inserted the run in two transactions: a delete in
+    between left a pending manual run of a deleted schedule that still executed."""
+    sched.add_schedule("racy", "duetime.noop", "0 3 * * *")
+    original = sched.store.get_schedule
+
+    def read_then_deleted(*args: object, **kwargs: object) -> object:
+        found = original(*args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(sched.store, "get_schedule", original)
+        sched.delete_schedule("racy")
+        return found
+
+    monkeypatch.setattr(sched.store, "get_schedule", read_then_deleted)
+    with pytest.raises(NotFoundError):
+        sched.trigger("racy")
+    assert sched.get_runs(state="pending").items == []

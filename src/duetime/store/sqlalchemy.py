@@ -400,11 +400,25 @@ class SQLAlchemyStore:
 
     # ------------------------------------------------------------ runs
     def insert_run(self, values: Mapping[str, Any]) -> Run:
-        """Insert one run row (from :func:`rows.new_run_values`) and signal the change."""
+        """Insert one run row (from :func:`rows.new_run_values`) and signal the change.
+
+        The run's schedule must still be live in the same transaction (NotFoundError
+        otherwise): a delete racing a run-now leaves no orphan pending run.
+        """
         with self.write() as conn:
+            if values.get("schedule_id") is not None:
+                self._lock_live_schedule(conn, values["schedule_id"])
             conn.execute(sa.insert(t.runs).values(**values))
             self.changed(conn)
         return row_to_run(values)
+
+    def _lock_live_schedule(self, conn: sa.Connection, schedule_id: str) -> None:
+        s = t.schedules
+        query = sa.select(s.c.id).where(s.c.id == schedule_id, s.c.deleted_at.is_(None))
+        if self.dialect == "postgresql":
+            query = query.with_for_update()
+        if conn.execute(query).first() is None:
+            raise NotFoundError(f"schedule {schedule_id} was deleted")
 
     def get_run(self, tenant: str, run_id: str) -> Run:
         """Return a run by id (NotFoundError when absent or another tenant's)."""
