@@ -114,7 +114,10 @@ def _parse_after(text: str | None, zone: tzinfo) -> datetime:
         raise _fail(
             f"--after {text!r} is not an ISO-8601 date-time (e.g. 2030-01-01T09:00:00+01:00)"
         ) from None
-    return ensure_aware(value, zone)
+    try:
+        return ensure_aware(value, zone)
+    except OverflowError:
+        raise _fail(f"--after {text!r} is out of the supported range of years") from None
 
 
 def _iso(moment: datetime) -> str:

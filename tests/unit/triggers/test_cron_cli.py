@@ -135,3 +135,13 @@ def test_next_bad_expression_exits_2() -> None:
     result = runner.invoke(app, ["cron", "next", "*/0 * * * *"])
     assert result.exit_code == 2
     assert "minute step 0 in '*/0' must be at least 1" in result.stderr
+
+
+@pytest.mark.parametrize("after", ["0001-01-01T00:00", "9999-12-31T20:00-14:00"])
+def test_next_after_out_of_range_is_bad_input(after: str) -> None:
+    """An --after whose UTC instant falls outside year 1–9999 crashed with OverflowError."""
+    result = runner.invoke(
+        app, ["cron", "next", "* * * * *", "--after", after, "--tz", "Asia/Tokyo"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--after" in result.output
