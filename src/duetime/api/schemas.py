@@ -210,6 +210,21 @@ class ScheduleListQuery(BaseModel):
     name_prefix: str | None = Field(None, max_length=200, description="Names starting so.")
 
 
+class RunListQuery(BaseModel):
+    """Query parameters of GET /runs (unknown parameters are refused, not ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT, description="Page size.")
+    cursor: str | None = Field(
+        None, max_length=500, description="`next_cursor` of the previous page."
+    )
+    tenant: str | None = Field(None, max_length=200, description="Only this tenant.")
+    schedule: str | None = Field(None, max_length=200, description="A schedule's id or name.")
+    state: list[RunState] | None = Field(None, description="One or more states.")
+    since: Instant | None = Field(None, description="Created at or after.")
+
+
 # ------------------------------------------------------------------------ responses
 
 

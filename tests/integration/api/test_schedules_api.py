@@ -115,6 +115,8 @@ def test_list_filters(admin: Caller) -> None:
     assert names(enabled="false") == ["report-b"]
     assert names(state="active") == ["cleanup", "report-a"]
     assert names(job="duetime.sleep") == ["cleanup"]
+    assert_problem(admin.get("/schedules", params={"colour": "red"}), 422, "colour")
+    assert_problem(admin.get("/runs", params={"colour": "red"}), 422, "colour")
 
 
 @pytest.mark.parametrize(

@@ -9,30 +9,26 @@ from starlette.responses import Response
 
 from duetime.api.deps import Operator, SchedulerDep, Viewer
 from duetime.api.responses import COMMON_ERRORS, NOT_FOUND, model_response
-from duetime.api.schemas import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, Instant, RunOut, RunPage
+from duetime.api.schemas import (
+    RunListQuery,
+    RunOut,
+    RunPage,
+)
 from duetime.api.views import RunFilters, run_page, tenant_view, view_for_filter
-from duetime.models import RunState
 
 router = APIRouter(prefix="/runs", tags=["runs"], responses=COMMON_ERRORS)
 
 
 @router.get("", response_model=RunPage, responses=NOT_FOUND, summary="List runs")
 def list_runs(
-    principal: Viewer,
-    scheduler: SchedulerDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = DEFAULT_LIST_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    tenant: Annotated[str | None, Query(max_length=200)] = None,
-    schedule: Annotated[str | None, Query(max_length=200, description="id or name")] = None,
-    state: Annotated[list[RunState] | None, Query()] = None,
-    since: Annotated[Instant | None, Query(description="created at or after")] = None,
+    principal: Viewer, scheduler: SchedulerDep, q: Annotated[RunListQuery, Query()]
 ) -> Response:
     """Runs of the caller's tenant, newest first, keyset-paginated."""
-    view = view_for_filter(scheduler, principal, tenant)
+    view = view_for_filter(scheduler, principal, q.tenant)
     if view is None:
         return model_response(RunPage(items=[], next_cursor=None))
-    filters = RunFilters(schedule=schedule, states=state, since=since)
-    return run_page(view, filters, limit, cursor)
+    filters = RunFilters(schedule=q.schedule, states=q.state, since=q.since)
+    return run_page(view, filters, q.limit, q.cursor)
 
 
 @router.get("/{id}", response_model=RunOut, responses=NOT_FOUND, summary="Get a run")
