@@ -144,20 +144,16 @@ def validate_parameters(schema: SignatureSchema, parameters: Any) -> dict[str, A
     Only the given parameters are returned (defaults are not filled in, so they stay the
     handler's). Secret references are checked for a valid name and kept as they are.
     """
-    given = _require_mapping(parameters)
-    _check_required(schema.params, given)
-    result: dict[str, Any] = {}
-    for name, value in given.items():
-        spec = schema.params.get(name)
-        if spec is None and not schema.accepts_extra:
-            raise _unknown(name, schema.params)
-        _check_secret_names(name, value)
-        result[name] = _validated_value(spec, name, value, mode="json")
-    return result
+    return _convert(schema, parameters, mode="json")
 
 
 def coerce_parameters(schema: SignatureSchema, parameters: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``parameters`` (secrets already resolved) converted to the handler's types."""
+    return _convert(schema, parameters, mode="python")
+
+
+def _convert(schema: SignatureSchema, parameters: Any, *, mode: str) -> dict[str, Any]:
+    """Check required/unknown names and convert each value (``json``: secret names too)."""
     given = _require_mapping(parameters)
     _check_required(schema.params, given)
     result: dict[str, Any] = {}
@@ -165,7 +161,9 @@ def coerce_parameters(schema: SignatureSchema, parameters: Mapping[str, Any]) ->
         spec = schema.params.get(name)
         if spec is None and not schema.accepts_extra:
             raise _unknown(name, schema.params)
-        result[name] = _validated_value(spec, name, value, mode="python")
+        if mode == "json":
+            _check_secret_names(name, value)
+        result[name] = _validated_value(spec, name, value, mode=mode)
     return result
 
 
