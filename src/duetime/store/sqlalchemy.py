@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -68,12 +69,17 @@ _ACTIVE = [state.value for state in ACTIVE_RUN_STATES]
 _TERMINAL = [state.value for state in RunState if state.is_terminal]
 
 
+#: ``user:password@`` in a URL that could not be parsed (masked before it is shown).
+_CREDENTIALS = re.compile(r"(//[^/@:]*:)[^@]*@")
+
+
 def normalize_url(url: str) -> str:
     """Return ``url`` with PostgreSQL URLs routed to psycopg 3; refuse unknown backends."""
     try:
         parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise ConfigurationError(f"database_url {url!r} is not a database URL") from exc
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a non-numeric port
+        shown = _CREDENTIALS.sub(r"\1***@", url)
+        raise ConfigurationError(f"database_url {shown!r} is not a database URL") from None
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
