@@ -171,25 +171,40 @@ def http(
         raise ValueError(f"method must be one of {', '.join(sorted(_METHODS))}, got {method!r}")
     target = check_http_target(url)
     content = {"json": body} if isinstance(body, dict | list) else {"content": body}
-    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-        response = client.request(
+    with (
+        httpx.Client(timeout=timeout, follow_redirects=False) as client,
+        client.stream(
             method,
             target.url,
             headers=target.headers(headers),
             extensions=target.extensions(),
             **content,
-        )
+        ) as response,
+    ):
+        text = _body_excerpt(response)
     expected = _expected(expect_status)
     if response.status_code not in expected:
         raise UnexpectedStatusError(
             f"{method} {url} returned {response.status_code}, expected "
-            f"{' or '.join(map(str, expected))}: {response.text[:200]!r}"
+            f"{' or '.join(map(str, expected))}: {text[:200]!r}"
         )
     return {
         "status": response.status_code,
         "elapsed_ms": round(response.elapsed.total_seconds() * 1000, 1),
-        "body": response.text[:HTTP_BODY_EXCERPT_CHARS],
+        "body": text,
     }
+
+
+def _body_excerpt(response: httpx.Response) -> str:
+    """The first HTTP_BODY_EXCERPT_CHARS characters of the body, reading no more than that."""
+    limit = HTTP_BODY_EXCERPT_CHARS * 4  # UTF-8: at most 4 bytes per character
+    data = bytearray()
+    for chunk in response.iter_bytes():
+        data += chunk
+        if len(data) >= limit:
+            break
+    encoding = response.encoding or "utf-8"
+    return bytes(data[:limit]).decode(encoding, errors="replace")[:HTTP_BODY_EXCERPT_CHARS]
 
 
 # ------------------------------------------------------------------ shell
