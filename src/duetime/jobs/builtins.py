@@ -14,8 +14,9 @@ import ipaddress
 import os
 import socket
 import subprocess
+import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -208,6 +209,13 @@ def _body_excerpt(response: httpx.Response) -> str:
 
 
 # ------------------------------------------------------------------ shell
+def _output_tail(file: IO[bytes]) -> str:
+    """The last SHELL_OUTPUT_TAIL_CHARS characters written to ``file`` (bad UTF-8 replaced)."""
+    size = file.seek(0, os.SEEK_END)
+    file.seek(max(0, size - SHELL_OUTPUT_TAIL_CHARS * 4))  # UTF-8: ≤ 4 bytes per character
+    return file.read().decode("utf-8", errors="replace")[-SHELL_OUTPUT_TAIL_CHARS:]
+
+
 def _shell_env(extra: dict[str, str] | None) -> dict[str, str]:
     """The inherited environment without duetime secrets, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_ENV_PREFIX)}
@@ -231,24 +239,25 @@ def shell(
             f"command {argv[0]!r} is not allowed; add it to {SHELL_ALLOW_ENV} "
             f"(allowed now: {', '.join(allowed) or 'none'})"
         )
-    try:
-        done = subprocess.run(
-            argv,
-            cwd=cwd,
-            env=_shell_env(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise CommandFailedError(f"command {argv[0]!r} timed out after {timeout} s") from exc
-    result: dict[str, Any] = {
-        "exit_code": done.returncode,
-        "stdout": done.stdout[-SHELL_OUTPUT_TAIL_CHARS:],
-        "stderr": done.stderr[-SHELL_OUTPUT_TAIL_CHARS:],
-    }
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:  # output goes to files: a chatty command cannot fill the worker's memory
+            done = subprocess.run(
+                argv,
+                cwd=cwd,
+                env=_shell_env(env),
+                stdout=out,
+                stderr=err,
+                timeout=timeout,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise CommandFailedError(f"command {argv[0]!r} timed out after {timeout} s") from exc
+        result: dict[str, Any] = {
+            "exit_code": done.returncode,
+            "stdout": _output_tail(out),
+            "stderr": _output_tail(err),
+        }
     if done.returncode != 0:
         raise CommandFailedError(
             f"command {argv[0]!r} exited with code {done.returncode}: {result['stderr'][-500:]}"

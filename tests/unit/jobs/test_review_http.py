@@ -1,7 +1,8 @@
-"""Review finding: duetime.http read the whole response body into memory, however large."""
+"""Review findings on built-ins: unbounded reads of HTTP bodies and command output."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,7 +12,7 @@ import pytest
 from jobs_helpers import make_request
 
 from duetime.jobs import default_registry
-from duetime.jobs.builtins import HTTP_BODY_EXCERPT_CHARS
+from duetime.jobs.builtins import HTTP_BODY_EXCERPT_CHARS, SHELL_OUTPUT_TAIL_CHARS
 from duetime.jobs.execute import execute_request
 from duetime.models import RunState
 
@@ -67,3 +68,14 @@ def test_http_reads_only_a_bounded_excerpt(huge_server: str, path: str, state: R
     assert _Huge.finished.wait(timeout=10)  # the handler noticed the closed connection
     assert _Huge.sent
     assert _Huge.sent[0] < ENDLESS_BYTES
+
+
+def test_shell_output_that_is_not_utf8_is_kept_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """text=True decoding raised UnicodeDecodeError, so a command with binary output failed."""
+    monkeypatch.setenv("DUETIME_SHELL_ALLOW", sys.executable)
+    script = "import sys; sys.stdout.buffer.write(b'\\xff\\xfe' + b'a' * 9000 + b'end')"
+    request = make_request("duetime.shell", argv=[sys.executable, "-c", script])
+    outcome = execute_request(request, default_registry)
+    assert outcome.state is RunState.SUCCEEDED, outcome.error
+    assert outcome.result["stdout"].endswith("aend")
+    assert len(outcome.result["stdout"]) == SHELL_OUTPUT_TAIL_CHARS
