@@ -292,11 +292,14 @@ def _show(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class _Options:
-    """What validation needs besides the data: defaults and the load instant."""
+    """What validation needs besides the data: defaults, the load instant, a trigger memo."""
 
     default_timezone: str
     tenant: str
     now: datetime
+    #: validate_trigger results of this read, by (spec, zone, bounds): schedules sharing a
+    #: trigger (the common case in big manifests) are proven once.
+    triggers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 ManifestInput = str | Path | Mapping[str, Any] | Sequence[Any]
@@ -313,7 +316,7 @@ def read_manifests(
 
     ``now`` anchors interval triggers written without an anchor while they are validated.
     """
-    opts = _Options(default_timezone, tenant, now)
+    opts = _Options(default_timezone, tenant, now, {})
     problems: list[ManifestProblem] = []
     desired: list[DesiredSchedule] = []
     for label, data in _documents(sources, problems):
@@ -669,7 +672,7 @@ def _trigger_fields(
         bounds[key] = problems.check(f"{prefix}.{where}", partial(_instant, value, zone))
     if source is None or zone is None:
         return {}
-    trigger = _normalised_trigger(source, prefix, problems, zone_name, bounds, opts.now)
+    trigger = _normalised_trigger(source, prefix, problems, zone_name, bounds, opts)
     return {"trigger": trigger, "timezone": zone_name, **bounds}
 
 
@@ -767,15 +770,34 @@ def _normalised_trigger(
     problems: _Problems,
     timezone: str,
     bounds: Mapping[str, datetime | None],
-    now: datetime,
+    opts: _Options,
 ) -> dict[str, Any] | None:
+    key = _trigger_key(source.spec, timezone, bounds)
+    known = opts.triggers.get(key) if key else None
+    if known is not None:
+        return copy.deepcopy(known)
     try:
-        return validate_trigger(source.spec, timezone, bounds, now=now)
+        normalised = validate_trigger(source.spec, timezone, bounds, now=opts.now)
     except ValidationError as exc:
         problems.add(f"{prefix}.{_trigger_error_field(source, exc.field)}", exc.message)
+        return None
     except (TypeError, ValueError) as exc:
         problems.add(f"{prefix}.{source.key}", str(exc))
-    return None
+        return None
+    if key:
+        opts.triggers[key] = copy.deepcopy(normalised)
+    return normalised
+
+
+def _trigger_key(spec: Any, timezone: str, bounds: Mapping[str, datetime | None]) -> str | None:
+    """A memo key for a trigger's validation; None when the spec is not plain JSON."""
+    try:
+        return json.dumps(
+            [spec, timezone, str(bounds.get("start_date")), str(bounds.get("end_date"))],
+            sort_keys=True,
+        )
+    except (TypeError, ValueError):
+        return None
 
 
 def _trigger_error_field(source: _TriggerSource, err_field: str | None) -> str:

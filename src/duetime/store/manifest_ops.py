@@ -158,7 +158,7 @@ class BulkStore:
         cancel = [c.current.id for c in self.changes if c.changes.cancel_pending]
         _cancel_pending(self.conn, cancel, now)
         for start in range(0, len(self.inserts), CHUNK):
-            self.conn.execute(sa.insert(t.schedules), self.inserts[start : start + CHUNK])
+            _insert(self.conn, self.inserts[start : start + CHUNK])
         if self.changes or self.inserts:
             self.written = True
         self.discard()
@@ -167,6 +167,36 @@ class BulkStore:
         """Signal the change once (engines wake) if anything was written."""
         if self.written:
             self._shared.changed(self.conn)
+
+
+def _insert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """INSERT schedule rows with one driver ``executemany``.
+
+    The column types' own bind processors (JSON, UTC datetimes) convert the values, so rows
+    are stored exactly as ``conn.execute(insert(schedules), rows)`` would store them, without
+    its per-row statement bookkeeping (about half the insert time).
+    """
+    columns = list(t.schedules.c)
+    compiled = sa.insert(t.schedules).compile(
+        dialect=conn.dialect, column_keys=[c.key for c in columns]
+    )
+    convert = {c.key: _bind_processor(c, conn.dialect) for c in columns}
+    params: list[Any]
+    if compiled.positional:
+        order = [compiled.binds[name].key for name in compiled.positiontup or ()]
+        params = [tuple(convert[k](row.get(k)) for k in order) for row in rows]
+    else:
+        params = [{k: convert[k](row.get(k)) for k in convert} for row in rows]
+    conn.exec_driver_sql(str(compiled), params)
+
+
+def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any]:
+    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return processor if processor is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _update(conn: sa.Connection, changes: list[_Change], now: datetime) -> None:
