@@ -14,7 +14,6 @@ from duetime import __version__
 from duetime.api.problems import BodyLimitMiddleware, install_problem_handlers
 from duetime.api.routes import runs, schedules, system, webhooks
 from duetime.keys import ApiKeyService
-from duetime.webhooks import WebhookService
 
 API_PREFIX = "/api/v1"
 
@@ -59,7 +58,6 @@ def create_app(
     )
     app.state.scheduler = scheduler
     app.state.keys = keys or ApiKeyService(scheduler.store)
-    app.state.webhooks = WebhookService(scheduler.store)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
     api = APIRouter(prefix=API_PREFIX)

@@ -181,3 +181,24 @@ def test_role_table(make_caller: Any) -> None:
                 assert resp.status_code < 400, (method, path, role, resp.text)
             else:
                 assert_problem(resp, 403)
+
+
+def test_operator_cannot_rewrite_a_privileged_jobs_parameters(make_caller: Any) -> None:
+    root = make_caller("*", "admin")
+    body = {
+        "name": "backup",
+        "job": "duetime.shell",
+        "parameters": {"argv": ["true"]},
+        "trigger": "0 3 * * *",
+        "tenant": "acme",
+    }
+    created = root.post("/schedules", json=body)
+    assert created.status_code == 201, created.text
+    operator = make_caller("acme", "operator")
+    swapped = operator.post("/schedules/backup/trigger", json={"parameters": {"argv": ["id"]}})
+    assert_problem(swapped, 422, "job")
+    plain = operator.post("/schedules/backup/trigger")
+    assert plain.status_code == 201, plain.text
+    assert plain.json()["parameters"] == {"argv": ["true"]}
+    acme_admin = make_caller("acme", "admin")
+    assert_problem(acme_admin.post("/schedules", json={**body, "name": "b2"}), 422, "job")

@@ -221,8 +221,8 @@ def _resume(view: Any, ref: str) -> Response:
     return model_response(ScheduleOut.of(schedule), headers=etag(schedule))
 
 
-def _trigger(view: Any, ref: str, parameters: Any) -> Response:
-    run = view.trigger(ref, parameters)
+def _trigger(view: Any, ref: str, parameters: Any, principal: Principal) -> Response:
+    run = view.trigger(ref, parameters, triggered_by=principal.label)
     return model_response(RunOut.of(run), status=201)
 
 
@@ -267,7 +267,7 @@ def trigger_schedule(
     """Create a ``manual`` run now (also on a paused schedule)."""
     view = tenant_view(scheduler, principal)
     current = _guarded(view, id, if_match, body)
-    return _trigger(view, current, body.parameters if body else None)
+    return _trigger(view, current, body.parameters if body else None, principal)
 
 
 @router.post(
@@ -287,7 +287,7 @@ def schedule_action(
     view = tenant_view(scheduler, principal)
     current = _guarded(view, id, if_match, body)
     if body.action == "trigger":
-        return _trigger(view, current, body.parameters)
+        return _trigger(view, current, body.parameters, principal)
     if body.action in ("pause", "disable"):
         return _pause(view, current)
     return _resume(view, current)

@@ -5,15 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from duetime.api.auth import Principal
-from duetime.api.deps import Admin, IfMatch, Viewer, parse_if_match
+from duetime.api.deps import Admin, IfMatch, SchedulerDep, Viewer, parse_if_match
 from duetime.api.responses import COMMON_ERRORS, NOT_FOUND, PRECONDITION, model_response
-from duetime.keys import ALL_TENANTS
-from duetime.webhooks import Webhook, WebhookService
+from duetime.api.views import tenant_view
+from duetime.webhooks import Webhook
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=COMMON_ERRORS)
 
@@ -72,40 +71,31 @@ class WebhookList(BaseModel):
     items: list[WebhookOut]
 
 
-def _service(request: Request) -> WebhookService:
-    service: WebhookService = request.app.state.webhooks
-    return service
-
-
-def _scope(principal: Principal) -> str | None:
-    return None if principal.tenant == ALL_TENANTS else principal.tenant
-
-
 def _out(hook: Webhook) -> dict[str, Any]:
     return {f: getattr(hook, f) for f in WebhookOut.model_fields}
 
 
 @router.get("", response_model=WebhookList, summary="List webhooks")
-def list_webhooks(request: Request, principal: Viewer) -> Response:
+def list_webhooks(principal: Viewer, scheduler: SchedulerDep) -> Response:
     """The caller's tenant's webhooks."""
-    items = [WebhookOut(**_out(h)) for h in _service(request).list(_scope(principal))]
+    items = [WebhookOut(**_out(h)) for h in tenant_view(scheduler, principal).list_webhooks()]
     return model_response(WebhookList(items=items))
 
 
 @router.post("", response_model=WebhookCreated, status_code=201, summary="Create a webhook")
-def create_webhook(request: Request, principal: Admin, body: WebhookCreate) -> Response:
+def create_webhook(principal: Admin, scheduler: SchedulerDep, body: WebhookCreate) -> Response:
     """Subscribe a URL to events; the signing secret is returned only here."""
     tenant = principal.tenant_for_create(body.tenant)
-    hook = _service(request).create(
-        tenant, body.url, body.events, description=body.description, enabled=body.enabled
+    hook = scheduler.for_tenant(tenant).create_webhook(
+        body.url, body.events, description=body.description, enabled=body.enabled
     )
     return model_response(WebhookCreated(**_out(hook), secret=hook.secret or ""), status=201)
 
 
 @router.get("/{id}", response_model=WebhookOut, responses=NOT_FOUND, summary="Get a webhook")
-def get_webhook(id: str, request: Request, principal: Viewer) -> Response:
+def get_webhook(id: str, principal: Viewer, scheduler: SchedulerDep) -> Response:
     """One webhook."""
-    hook = _service(request).get(_scope(principal), id)
+    hook = tenant_view(scheduler, principal).get_webhook(id)
     return model_response(WebhookOut(**_out(hook)), headers={"ETag": f'"{hook.version}"'})
 
 
@@ -113,17 +103,21 @@ def get_webhook(id: str, request: Request, principal: Viewer) -> Response:
     "/{id}", response_model=WebhookOut, responses={**NOT_FOUND, **PRECONDITION}, summary="Edit"
 )
 def patch_webhook(
-    id: str, request: Request, principal: Admin, body: WebhookPatch, if_match: IfMatch = None
+    id: str,
+    principal: Admin,
+    scheduler: SchedulerDep,
+    body: WebhookPatch,
+    if_match: IfMatch = None,
 ) -> Response:
     """Change the fields given."""
     wanted = parse_if_match(if_match) or body.expected_version
     changes = body.model_dump(exclude_unset=True, exclude={"expected_version"})
-    hook = _service(request).update(_scope(principal), id, changes, expected_version=wanted)
+    hook = tenant_view(scheduler, principal).update_webhook(id, expected_version=wanted, **changes)
     return model_response(WebhookOut(**_out(hook)), headers={"ETag": f'"{hook.version}"'})
 
 
 @router.delete("/{id}", status_code=204, responses=NOT_FOUND, summary="Delete a webhook")
-def delete_webhook(id: str, request: Request, principal: Admin) -> Response:
+def delete_webhook(id: str, principal: Admin, scheduler: SchedulerDep) -> Response:
     """Remove the subscription."""
-    _service(request).delete(_scope(principal), id)
+    tenant_view(scheduler, principal).delete_webhook(id)
     return Response(status_code=204)
