@@ -664,6 +664,10 @@ class Scheduler:
         self, current: Schedule, changes: Mapping[str, Any], now: datetime, editor: str
     ) -> ScheduleChanges | None:
         changes = dict(changes)
+        if "source" in changes:
+            raise ValidationError(
+                "is read-only: it records who created the schedule", field="source"
+            )
         values: dict[str, Any] = {}
         if "name" in changes:
             values["name"] = check_name(changes.pop("name"))

@@ -155,3 +155,13 @@ def test_run_now_racing_a_delete_creates_no_orphan_run(
     with pytest.raises(NotFoundError):
         sched.trigger("racy")
     assert sched.get_runs(state="pending").items == []
+
+
+def test_source_is_read_only_after_creation(sched: Scheduler) -> None:
+    """§1 source is read-only (who created it); update_schedule let code rewrite it, which
+    also changes what `load --prune` may delete."""
+    sched.add_schedule("mine", "duetime.noop", "0 3 * * *", source="cli")
+    with pytest.raises(ValidationError) as info:
+        sched.update_schedule("mine", source="manifest")
+    assert info.value.field == "source"
+    assert sched.get_schedule("mine").source == "cli"
