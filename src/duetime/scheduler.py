@@ -26,11 +26,13 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import pydantic
 import sqlalchemy as sa
 
 from duetime.clock import Clock, OffsetClock, SystemClock
 from duetime.config import Settings, load_settings
 from duetime.errors import (
+    ConfigurationError,
     ConflictError,
     InvalidParametersError,
     InvalidTriggerError,
@@ -416,10 +418,33 @@ def _default_clock(database_url: str) -> Clock:
 
 
 def _settings_from(settings: Settings | None, overrides: Mapping[str, Any]) -> Settings:
+    """Resolve (and validate) settings; ConfigurationError names the offending setting."""
     clean = {key: value for key, value in overrides.items() if value is not None}
-    if settings is None:
-        return load_settings(**clean)
-    return settings.model_copy(update=clean) if clean else settings
+    try:
+        if settings is None:
+            resolved = load_settings(**clean)
+        elif clean:  # model_copy(update=...) would skip validation
+            resolved = type(settings).model_validate({**settings.model_dump(), **clean})
+        else:
+            resolved = settings
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from None
+    _check_engine_executor(resolved.executor)
+    return resolved
+
+
+def _check_engine_executor(name: str) -> None:
+    """Refuse an instance executor no engine could build (celery is left to the engine)."""
+    from duetime.executors.factory import EXECUTOR_NAMES as BUILDABLE
+
+    kind = name.strip().lower()
+    if kind not in BUILDABLE and kind.split(":", 1)[0] != "celery":
+        raise ConfigurationError(
+            f"executor: unknown executor {name!r}; choose one of: {', '.join(BUILDABLE)}"
+        )
 
 
 def _run_blocking(make: Callable[[], Any]) -> Any:

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from duetime.clock import FakeClock
-from duetime.errors import NotFoundError, ValidationError
+from duetime.config import load_settings
+from duetime.errors import ConfigurationError, NotFoundError, ValidationError
 from duetime.scheduler import AsyncScheduler, Scheduler
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -165,3 +166,25 @@ def test_source_is_read_only_after_creation(sched: Scheduler) -> None:
         sched.update_schedule("mine", source="manifest")
     assert info.value.field == "source"
     assert sched.get_schedule("mine").source == "cli"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"concurrency": 0}, "concurrency"),  # was a pydantic ValidationError (a 500 / traceback)
+        ({"concurrency": "many"}, "concurrency"),
+        ({"executor": "bogus"}, "executor"),  # was accepted, then failed at start()
+    ],
+)
+def test_bad_constructor_settings_are_configuration_errors(
+    sqlite_url: str, kwargs: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=field):
+        Scheduler(sqlite_url, **kwargs)  # type: ignore[arg-type]
+
+
+def test_overrides_of_explicit_settings_are_validated(sqlite_url: str) -> None:
+    """model_copy(update=...) skipped validation: Scheduler(settings=s, concurrency=0) passed."""
+    settings = load_settings(database_url=sqlite_url)
+    with pytest.raises(ConfigurationError, match="concurrency"):
+        Scheduler(settings=settings, concurrency=0)
