@@ -11,7 +11,7 @@ import importlib
 import sys
 
 #: Benchmark modules, run in this order.
-MODULES = ["bench.triggers", "bench.engine", "bench.api"]
+MODULES = ["bench.triggers", "bench.engine", "bench.api", "bench.scale"]
 
 
 def main(argv: list[str]) -> int:
