@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from duetime import __version__
@@ -60,11 +60,9 @@ def create_app(
     app.state.keys = keys or ApiKeyService(scheduler.store)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
-    api = APIRouter(prefix=API_PREFIX)
-    for module in (schedules, runs, system, webhooks):
-        api.include_router(module.router)
-    api.include_router(system.probes)
-    app.include_router(api)
+    for module in (schedules, runs, system, webhooks):  # flat: one routing level per request
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(system.probes, prefix=API_PREFIX)
     app.include_router(system.probes, include_in_schema=False)
     app.openapi = lambda: _openapi_with_bearer(app)  # type: ignore[method-assign]
     return app
