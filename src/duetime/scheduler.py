@@ -192,6 +192,8 @@ def _description(field: str, value: object) -> str | None:
         raise ValidationError(
             f"must be a string of at most {MAX_DESCRIPTION_LENGTH} characters", field=field
         )
+    if "\0" in value:
+        raise ValidationError("must not contain NUL characters", field=field)
     return value
 
 
@@ -540,7 +542,7 @@ class Scheduler:
     # -- jobs
     def _check_job(self, job: object, parameters: object, *, by: str) -> tuple[str, dict[str, Any]]:
         """Return (job, validated parameters); the job must be registered or published."""
-        if not isinstance(job, str) or not job or len(job) > MAX_NAME_LENGTH:
+        if not isinstance(job, str) or not job or len(job) > MAX_NAME_LENGTH or "\0" in job:
             raise UnknownJobError("must be a job type name", field="job")
         params = _json_object("parameters", {} if parameters is None else parameters)
         if _shell_requires_admin(job) and by != TRUSTED_CREATOR:

@@ -108,9 +108,37 @@ def _sqlite_on_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def _has_nul(parameters: Any) -> bool:
+    if isinstance(parameters, Mapping):
+        parameters = parameters.values()
+    elif not isinstance(parameters, list | tuple):
+        return False
+    return any(
+        ("\0" in value) if isinstance(value, str) else _nested_nul(value) for value in parameters
+    )
+
+
+def _nested_nul(value: Any) -> bool:
+    return isinstance(value, Mapping | list | tuple) and _has_nul(value)
+
+
+def _refuse_nul(
+    _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, _many: bool
+) -> None:
+    """PostgreSQL cannot store NUL in text (a DataError); refuse it the same way on SQLite."""
+    if _has_nul(parameters):
+        raise ValidationError("text must not contain NUL (\\0) characters")
+
+
 def create_store_engine(url: str) -> sa.Engine:
     """Create an Engine configured for duetime (pragmas, explicit BEGIN on SQLite)."""
     url = normalize_url(url)
+    engine = _create_engine(url)
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
+    return engine
+
+
+def _create_engine(url: str) -> sa.Engine:
     if sa.make_url(url).get_backend_name() == "sqlite":
         database = sa.make_url(url).database
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
