@@ -88,7 +88,13 @@ class ThreadExecutor:
             daemon=True,
         )
         active.handle = thread
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:  # e.g. "can't start new thread": give the slot back
+            with self._cond:
+                self._active.pop(request.run_id, None)
+                self._cond.notify_all()
+            raise
 
     def _check_can_accept(self, request: ExecutionRequest) -> None:
         if not self._started or self._stopping:
