@@ -1077,7 +1077,9 @@ def _apply_item(view: Scheduler, item: PlanItem, problems: list[ManifestProblem]
 
 
 def _create(view: Scheduler, desired: DesiredSchedule) -> None:
-    values = dict(desired.values)
+    from duetime.scheduler import SCHEDULE_DEFAULTS
+
+    values = {k: v for k, v in desired.values.items() if not _is_default(k, v, SCHEDULE_DEFAULTS)}
     job, trigger, zone = values.pop("job"), values.pop("trigger"), values.pop("timezone")
     parameters = values.pop("parameters", None)
     view.add_schedule(
@@ -1089,3 +1091,15 @@ def _create(view: Scheduler, desired: DesiredSchedule) -> None:
         source=Source.MANIFEST.value,
         **values,
     )
+
+
+def _is_default(key: str, value: Any, defaults: Mapping[str, Any]) -> bool:
+    """True when ``value`` is exactly the facade's default for ``key`` (same type and value).
+
+    Such fields are left out of ``add_schedule``: it fills in the same default, so the row is
+    identical and the (valid by definition) default is not validated 100,000 times.
+    """
+    if key not in defaults:
+        return False
+    default = defaults[key]
+    return type(value) is type(default) and bool(value == default)

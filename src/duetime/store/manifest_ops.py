@@ -180,23 +180,34 @@ def _insert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     compiled = sa.insert(t.schedules).compile(
         dialect=conn.dialect, column_keys=[c.key for c in columns]
     )
-    convert = {c.key: _bind_processor(c, conn.dialect) for c in columns}
-    params: list[Any]
+    by_key = {c.key: c for c in columns}
     if compiled.positional:
-        order = [compiled.binds[name].key for name in compiled.positiontup or ()]
-        params = [tuple(convert[k](row.get(k)) for k in order) for row in rows]
+        keys = [compiled.binds[name].key for name in compiled.positiontup or ()]
     else:
-        params = [{k: convert[k](row.get(k)) for k in convert} for row in rows]
+        keys = [c.key for c in columns]
+    convert = [(i, _bind_processor(by_key[k], conn.dialect)) for i, k in enumerate(keys)]
+    processors = [(i, p) for i, p in convert if p is not None]
+    values = [_row_values(row, keys, processors) for row in rows]
+    params: list[Any] = (
+        values if compiled.positional else [dict(zip(keys, v, strict=True)) for v in values]
+    )
     conn.exec_driver_sql(str(compiled), params)
 
 
-def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any]:
-    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
-    return processor if processor is not None else _same
+def _row_values(
+    row: Mapping[str, Any], keys: list[str], processors: list[tuple[int, Callable[[Any], Any]]]
+) -> tuple[Any, ...]:
+    values = [row.get(k) for k in keys]
+    for index, process in processors:
+        values[index] = process(values[index])
+    return tuple(values)
 
 
-def _same(value: Any) -> Any:
-    return value
+def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+    processor: Callable[[Any], Any] | None = column.type.dialect_impl(dialect).bind_processor(
+        dialect
+    )
+    return processor
 
 
 def _update(conn: sa.Connection, changes: list[_Change], now: datetime) -> None:
