@@ -1025,18 +1025,26 @@ class Scheduler:
     async def _serve(self) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-        engine = self._core.new_engine()
-        with self._core.lock:
-            self._core.engine = engine
+        signals = (signal.SIGTERM, signal.SIGINT)
+        handled = threading.current_thread() is threading.main_thread()
+        previous = {sig: signal.getsignal(sig) for sig in signals} if handled else {}
+        for sig in previous:
+            loop.add_signal_handler(sig, stop.set)
         try:
-            await engine.run(stop)
-        finally:
+            engine = self._core.new_engine()
             with self._core.lock:
-                self._core.engine = None
-            self.store.remove_change_listener(engine.wake)
+                self._core.engine = engine
+            try:
+                await engine.run(stop)
+            finally:
+                with self._core.lock:
+                    self._core.engine = None
+                self.store.remove_change_listener(engine.wake)
+        finally:
+            for sig, handler in previous.items():  # the caller's loop may live on: give back
+                loop.remove_signal_handler(sig)
+                if handler is not None:
+                    signal.signal(sig, handler)
 
     def close(self) -> None:
         """Stop the engine (if any) and release database connections."""

@@ -188,3 +188,32 @@ def test_overrides_of_explicit_settings_are_validated(sqlite_url: str) -> None:
     settings = load_settings(database_url=sqlite_url)
     with pytest.raises(ConfigurationError, match="concurrency"):
         Scheduler(settings=settings, concurrency=0)
+
+
+def test_async_run_forever_restores_signal_handlers(sqlite_url: str) -> None:
+    """AsyncScheduler.run_forever ran on the caller's loop and left its SIGINT/SIGTERM
+    handlers installed: afterwards Ctrl-C only set a dead event and was swallowed."""
+    import os
+    import signal
+
+    async def terminate_once_handled() -> None:
+        for _ in range(3000):  # wait (≤ 30 s) until run_forever installed its handler
+            if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> tuple[object, object]:
+        scheduler = AsyncScheduler(sqlite_url, executor="thread")
+        before = signal.getsignal(signal.SIGINT)  # asyncio.run's own Ctrl-C handler
+        killer = asyncio.create_task(terminate_once_handled())
+        try:
+            await asyncio.wait_for(scheduler.run_forever(), timeout=30)
+            await killer
+            return before, signal.getsignal(signal.SIGINT)
+        finally:
+            await scheduler.close()
+
+    before, after = asyncio.run(scenario())
+    assert after == before
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
