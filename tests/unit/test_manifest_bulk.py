@@ -1,0 +1,216 @@
+"""The bulk manifest path on SQLite and PostgreSQL: buffered facade writes, executemany flushes."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from duetime import manifest
+from duetime.errors import VersionMismatchError
+from duetime.jobs import job
+from duetime.manifest import ManifestError, load_manifest
+from duetime.models import Schedule
+from duetime.scheduler import Scheduler
+from duetime.store import manifest_ops
+from duetime.store import tables as t
+from duetime.store.sqlalchemy import ScheduleChanges
+
+CRON = "*/5 * * * *"
+
+
+@job("bulk_test.echo")
+def echo(word: str = "hi") -> dict[str, str]:
+    """Return the word (a job for bulk manifest tests)."""
+    return {"word": word}
+
+
+@pytest.fixture
+def scheduler(db_url: str) -> Iterator[Scheduler]:
+    s = Scheduler(db_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Write every 2 schedules, so loads span several flushes."""
+    monkeypatch.setattr(manifest, "_APPLY_CHUNK", 2)
+
+
+def entry(name: str, **fields: Any) -> dict[str, Any]:
+    return {"name": name, "job": "bulk_test.echo", "cron": CRON, **fields}
+
+
+def live(scheduler: Scheduler) -> dict[str, Schedule]:
+    found: dict[str, Schedule] = {}
+    cursor = None
+    while True:
+        page = scheduler.list_schedules(limit=500, cursor=cursor)
+        found.update((s.name, s) for s in page.items)
+        cursor = page.next_cursor
+        if not cursor:
+            return found
+
+
+def run_states(scheduler: Scheduler) -> list[str]:
+    with scheduler.store.read() as conn:
+        return sorted(conn.execute(sa.select(t.runs.c.state)).scalars())
+
+
+def test_create_update_unchanged_delete_and_prune_across_flushes(
+    scheduler: Scheduler, small_chunks: None
+) -> None:
+    first = [entry(n) for n in ("a", "b", "c", "d", "e")]
+    assert load_manifest(scheduler, {"schedules": first}).counts()["create"] == 5
+    before = live(scheduler)
+    assert all(s.version == 1 and s.source.value == "manifest" for s in before.values())
+    assert all(s.next_run_at is not None and s.state.value == "active" for s in before.values())
+    scheduler.trigger("e")  # a pending run the prune must cancel
+    second = [
+        entry("a"),
+        entry("b", description="now described"),
+        entry("c", enabled=False),
+        entry("f", parameters={"word": "new"}),
+    ]
+    plan = load_manifest(scheduler, {"schedules": second}, prune=True)
+    assert plan.counts() == {"create": 1, "update": 2, "unchanged": 1, "delete": 2}
+    after = live(scheduler)
+    assert set(after) == {"a", "b", "c", "f"}
+    assert after["a"] == before["a"]
+    assert after["b"].description == "now described"
+    assert after["b"].version == 2
+    assert after["b"].updated_at is not None
+    assert after["b"].updated_at >= before["b"].updated_at
+    assert after["b"].next_run_at == before["b"].next_run_at  # not a timing change
+    assert (after["c"].enabled, after["c"].state.value, after["c"].next_run_at) == (
+        False,
+        "paused",
+        None,
+    )
+    assert after["f"].parameters == {"word": "new"}
+    assert run_states(scheduler) == ["cancelled"]
+    with scheduler.store.read() as conn:
+        deleted = conn.execute(
+            sa.select(t.schedules.c.name).where(t.schedules.c.deleted_at.is_not(None))
+        ).scalars()
+        assert sorted(deleted) == ["d", "e"]
+
+
+def test_rows_match_what_add_schedule_writes(scheduler: Scheduler) -> None:
+    fields: dict[str, Any] = {
+        "description": "parity",
+        "parameters": {"word": "x"},
+        "priority": 7,
+        "max_instances": 3,
+        "overlap": "buffer_one",
+        "misfire_grace_time": 30.0,
+        "coalesce": False,
+        "max_attempts": 4,
+        "max_recoveries": 1,
+        "retry_backoff": 2.5,
+        "timeout": 60.0,
+        "executor": "thread",
+        "sla_seconds": 5,
+        "labels": {"team": "ops"},
+        "start_date": "2030-01-01T00:00:00+00:00",
+        "timezone": "Europe/Paris",
+        "enabled": False,
+    }
+    load_manifest(scheduler, {"schedules": [entry("bulk", **fields)]})
+    by_bulk = live(scheduler)["bulk"]
+    single = dict(fields, start_date=datetime(2030, 1, 1, tzinfo=UTC), source="manifest")
+    params, zone = single.pop("parameters"), single.pop("timezone")
+    by_facade = scheduler.add_schedule(
+        "single", "bulk_test.echo", CRON, timezone=zone, parameters=params, **single
+    )
+    skip = {"id", "name", "created_at", "updated_at"}
+    bulk_fields = {k: v for k, v in by_bulk.to_dict().items() if k not in skip}
+    assert bulk_fields == {k: v for k, v in by_facade.to_dict().items() if k not in skip}
+
+
+def test_a_bad_entry_in_a_later_chunk_keeps_nothing(
+    scheduler: Scheduler, small_chunks: None
+) -> None:
+    load_manifest(scheduler, {"schedules": [entry("kept"), entry("gone")]})
+    before = live(scheduler)
+    bad = [entry("kept", description="x"), entry("n1"), entry("n2"), entry("n3")]
+    bad.append(entry("n4", parameters={"word": 5}))  # fails in the facade's job validation
+    bad.append(entry("n5", cron="99 * * * *"))  # fails while reading
+    with pytest.raises(ManifestError) as info:
+        load_manifest(scheduler, {"schedules": bad}, prune=True)
+    assert "schedules[5].cron" in str(info.value)
+    assert live(scheduler) == before
+    past = {"type": "date", "run_at": "2001-01-01T00:00:00+00:00"}
+    late = [entry("n1"), entry("n2"), entry("n3"), entry("n4", cron=None, trigger=past)]
+    late[3].pop("cron")
+    with pytest.raises(ManifestError, match=r"schedules\[3\]\.trigger\.run_at"):
+        load_manifest(scheduler, {"schedules": late})  # refused by the facade, after 2 flushes
+    assert live(scheduler) == before
+
+
+def test_dry_run_changes_nothing(scheduler: Scheduler, small_chunks: None) -> None:
+    load_manifest(scheduler, {"schedules": [entry("a"), entry("b"), entry("c")]})
+    scheduler.trigger("c")
+    before = live(scheduler)
+    changed = [entry("a", priority=5), entry("b", enabled=False), entry("new")]
+    plan = load_manifest(scheduler, {"schedules": changed}, prune=True, dry_run=True)
+    assert plan.counts() == {"create": 1, "update": 2, "unchanged": 0, "delete": 1}
+    assert not plan.applied
+    assert live(scheduler) == before
+    assert run_states(scheduler) == ["pending"]
+
+
+def test_progress_is_reported_as_chunks_are_written(
+    scheduler: Scheduler, small_chunks: None
+) -> None:
+    seen: list[tuple[int, int]] = []
+    load_manifest(
+        scheduler,
+        {"schedules": [entry("a"), entry("b"), entry("c")]},
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_garbage_collection_is_restored_after_a_load(scheduler: Scheduler) -> None:
+    assert gc.isenabled()
+    load_manifest(scheduler, {"schedules": [entry("a")]})
+    assert gc.isenabled()
+    with pytest.raises(ManifestError):
+        load_manifest(scheduler, {"schedules": [entry("a", cron="nope")]})
+    assert gc.isenabled()
+
+
+def test_a_concurrent_edit_fails_the_flush(scheduler: Scheduler) -> None:
+    load_manifest(scheduler, {"schedules": [entry("a")]})
+    current = scheduler.get_schedule("a")
+    scheduler.update_schedule("a", description="edited elsewhere")  # version 2 now
+    stale = manifest_ops._Change(current, ScheduleChanges({"description": "mine"}))
+    with pytest.raises(VersionMismatchError), scheduler.store.write() as conn:
+        manifest_ops._update(conn, [stale], datetime.now(UTC))
+    assert scheduler.get_schedule("a").description == "edited elsewhere"
+
+
+def test_five_thousand_schedules_load_and_reload(scheduler: Scheduler) -> None:
+    entries = [
+        {"name": f"s{i:05d}", "job": "bulk_test.echo", "cron": f"{i % 60} {i % 24} * * *"}
+        for i in range(5000)
+    ]
+    plan = load_manifest(scheduler, {"schedules": entries})
+    assert plan.counts()["create"] == 5000
+    stored = live(scheduler)
+    assert len(stored) == 5000
+    now = datetime.now(UTC)
+    for i in (0, 1234, 4999):
+        item = stored[f"s{i:05d}"]
+        assert item.next_run_at is not None
+        assert (item.next_run_at.minute, item.next_run_at.hour) == (i % 60, i % 24)
+        assert now - timedelta(minutes=1) < item.next_run_at <= now + timedelta(days=1)
+    assert load_manifest(scheduler, {"schedules": entries}).counts()["unchanged"] == 5000
