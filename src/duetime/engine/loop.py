@@ -486,6 +486,7 @@ class Engine:
         except Exception:
             self._db_failures += 1
             log.exception("engine cycle failed", extra={"event": "engine.cycle_failed"})
+        self._more_work = True  # after the back-off, retry at once: the work is still there
         if retry:
             exponent = self._db_failures - 1
             delay = min(MAX_ERROR_BACKOFF_SECONDS, FIRST_ERROR_BACKOFF_SECONDS * 2**exponent)
