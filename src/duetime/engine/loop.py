@@ -174,6 +174,9 @@ class Engine:
             started = await self._run_due_here()
         finally:
             self.store.remove_change_listener(self.wake)
+            if not self._running:  # a one-shot engine: do not leave a live-looking instance
+                self.store.stop_instance(self.instance_id, self.clock.now())
+                self._prepared = False
         return claims.get_runs(self.store, started)
 
     async def _run_due_here(self) -> list[str]:
