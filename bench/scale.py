@@ -56,7 +56,9 @@ DOWNTIME_SECONDS = 10.0
 WAIT_SECONDS = 120.0
 POLL_SECONDS = 0.1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-ENGINE_ENV = {
+#: (c) idles with the default settings; (d) shortens the lease so recovery starts soon.
+IDLE_ENV = {"DUETIME_EXECUTOR": "thread"}
+RESTART_ENV = {
     "DUETIME_EXECUTOR": "thread",
     "DUETIME_LEASE_SECONDS": "5",
     "DUETIME_HEARTBEAT_SECONDS": "1",
@@ -134,12 +136,13 @@ def duetime_load_worker(url: str, manifest: str) -> None:
     from duetime.scheduler import Scheduler
 
     scheduler = Scheduler(url)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     plan = load_manifest(scheduler, [manifest])
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     scheduler.close()
     peak = status_mb("self", "VmHWM")
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "counts": plan.counts()}))
+    out = {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak, "counts": plan.counts()}
+    print(json.dumps(out))
 
 
 def duetime_scale(url: str, manifest: Path) -> dict[str, Any]:
@@ -157,7 +160,7 @@ def duetime_scale(url: str, manifest: Path) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     if loaded["counts"]["create"] != SCALE_N:
         raise RuntimeError(f"expected {SCALE_N} creates, got {loaded['counts']}")
-    engine = start_engine(url, Path(tempfile.mkdtemp()) / "engine.log")
+    engine = start_engine(url, Path(tempfile.mkdtemp()) / "engine.log", IDLE_ENV)
     try:
         wait_for("the engine to register", lambda: _instance_count(url) > 0)
         loaded.update(idle_profile(engine.pid))
@@ -166,8 +169,8 @@ def duetime_scale(url: str, manifest: Path) -> dict[str, Any]:
     return loaded
 
 
-def start_engine(url: str, log: Path) -> subprocess.Popen[str]:
-    """``duetime scheduler run`` on ``url`` with the thread executor."""
+def start_engine(url: str, log: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``duetime scheduler run`` on ``url`` with ``env`` (thread executor)."""
     with log.open("a") as out:
         return _python(
             "-m",
@@ -176,7 +179,7 @@ def start_engine(url: str, log: Path) -> subprocess.Popen[str]:
             "run",
             "--database",
             url,
-            env=ENGINE_ENV,
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -226,12 +229,12 @@ def aps_load_worker(url: str, count: str) -> None:
 
     scheduler = _aps(url)
     scheduler.start()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for i in range(int(count)):
         trigger = CronTrigger.from_crontab(cron_for(i), timezone="UTC")
         scheduler.add_job(aps_noop, trigger, id=f"s{i:06d}", name=f"s{i:06d}")
-    seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds}), flush=True)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu}), flush=True)
     time.sleep(3600)
 
 
@@ -268,7 +271,7 @@ def duetime_restart(url: str) -> dict[str, Any]:
             parameters={"seconds": BUSY_SECONDS},
         )
     log = Path(tempfile.mkdtemp()) / "engine.log"
-    first = start_engine(url, log)
+    first = start_engine(url, log, RESTART_ENV)
     try:
         wait_for("5 busy runs running", lambda: _count(url, "busy", "running") == BUSY_RUNS)
         killed_at = datetime.now(UTC)
@@ -281,7 +284,7 @@ def duetime_restart(url: str) -> dict[str, Any]:
     facade.close()
     time.sleep(DOWNTIME_SECONDS)
     restarted = time.monotonic()
-    second = start_engine(url, log)
+    second = start_engine(url, log, RESTART_ENV)
     try:
         wait_for(
             "every busy run re-run and every one-off run",
@@ -462,21 +465,23 @@ def _print(results: dict[str, Any]) -> None:
     n, aps_n = results["n"], results["aps_n"]
     print(f"\n(c) {n:,} schedules (APScheduler: {aps_n:,} measured, {n:,} extrapolated)")
     print(
-        f"{'backend':<11}{'scheduler':<13}{'load s':>10}{'peak MB':>9}{'idle CPU %':>12}"
-        f"{'RSS MB':>8}"
+        f"{'backend':<11}{'scheduler':<13}{'load s':>9}{'cpu s':>8}{'peak MB':>9}"
+        f"{'idle CPU %':>12}{'RSS MB':>8}"
     )
     for backend, row in results["scale"].items():
         dt, aps = row["duetime"], row["apscheduler"]
         print(
-            f"{backend:<11}{'duetime':<13}{dt['seconds']:>10.1f}{dt['peak_rss_mb']:>9.0f}"
-            f"{dt['idle_cpu_pct']:>12.2f}{dt['rss_mb']:>8.0f}"
+            f"{backend:<11}{'duetime':<13}{dt['seconds']:>9.1f}{dt['cpu_seconds']:>8.1f}"
+            f"{dt['peak_rss_mb']:>9.0f}{dt['idle_cpu_pct']:>12.2f}{dt['rss_mb']:>8.0f}"
         )
+        ratio = n / aps_n
         load = f"~{aps['extrapolated_seconds']:.0f}*"
+        cpu = f"~{aps['cpu_seconds'] * ratio:.0f}*"
         print(
-            f"{'':<11}{'APScheduler':<13}{load:>10}{'':>9}{aps['idle_cpu_pct']:>12.2f}"
+            f"{'':<11}{'APScheduler':<13}{load:>9}{cpu:>8}{'':>9}{aps['idle_cpu_pct']:>12.2f}"
             f"{aps['rss_mb']:>8.0f}"
         )
-    print(f"  * {aps_n:,} added in measured time x {n // aps_n}; idle/RSS with {aps_n:,} jobs")
+    print(f"  * {aps_n:,} added, measured time x {n / aps_n:g}; its idle/RSS with {aps_n:,} jobs")
     print(
         f"\n(d) restart: {BUSY_RUNS} in progress, {ONE_OFFS} one-offs due in "
         f"{DOWNTIME_SECONDS:.0f} s of downtime"
