@@ -160,3 +160,23 @@ def test_duetime_api_serves_without_engine(tmp_path: Path) -> None:
         output = proc.communicate(timeout=30)[0].decode()
     assert proc.returncode == 0, output
     assert secret not in output
+
+
+def test_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    env = {**os.environ, "DUETIME_DATABASE_URL": url}
+    subprocess.run([DUETIME, "init"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [DUETIME, "run", "--port", str(port), "--executor", "thread"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"error: cannot serve on 127.0.0.1:{port}" in result.stderr

@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from duetime.api.app import API_PREFIX, create_app
+from duetime.errors import ConfigurationError
 
 log = logging.getLogger("duetime.api")
 
@@ -55,11 +56,24 @@ def serve(
     log.info("duetime API on http://%s:%d%s/docs", host, port, API_PREFIX)
     with _absorb_stop_signals():
         try:
-            server.run()
+            _run(server, host, port)
         finally:
             if with_engine:
                 scheduler.stop(wait=True)
             sys.setswitchinterval(previous_interval)
+
+
+def _run(server: uvicorn.Server, host: str, port: int) -> None:
+    """Run uvicorn; a start-up failure (port taken) becomes a ConfigurationError, not exit 3."""
+    try:
+        server.run()
+    except SystemExit:
+        if server.started:
+            raise
+        raise ConfigurationError(
+            f"cannot serve on {host}:{port}: the address is in use or not allowed "
+            "(pick another --port or --host)"
+        ) from None
 
 
 def _note_stop(sig: int, frame: FrameType | None) -> None:
