@@ -97,6 +97,8 @@ SCHEDULE_DEFAULTS: dict[str, Any] = {
     "labels": {},
     "source": Source.CODE.value,
 }
+#: Built-in schedules of every database (tenant ``*``): (name, job, cron in UTC).
+DEFAULT_SCHEDULES = (("duetime.cleanup_history", "duetime.cleanup_history", "30 3 * * *"),)
 #: Fields nobody sets: the store computes them.
 READ_ONLY_FIELDS = frozenset(
     {"id", "tenant", "state", "next_run_at", "last_run_at", "last_run_state", "version"}
@@ -503,6 +505,8 @@ class Scheduler:
         check_timezone(resolved.timezone)
         self._core = _Core(resolved, clock, registry, migrate)
         self.tenant = check_name(resolved.tenant, "tenant")
+        if migrate:
+            self.ensure_default_schedules()
 
     @classmethod
     def _view(cls, core: _Core, tenant: str) -> Scheduler:
@@ -605,6 +609,21 @@ class Scheduler:
         """Validate and create a schedule; ConflictError when the name is taken."""
         if self.tenant == ALL_TENANTS:
             raise ValidationError("pick a concrete tenant to create schedules in", field="tenant")
+        return self._create(
+            self.tenant, name, job, trigger, timezone, parameters, created_by, fields
+        )
+
+    def _create(
+        self,
+        tenant: str,
+        name: str,
+        job: str,
+        trigger: str | Mapping[str, Any],
+        timezone: str | None,
+        parameters: Mapping[str, Any] | None,
+        created_by: str,
+        fields: dict[str, Any],
+    ) -> Schedule:
         now = self._now()
         zone = check_timezone(timezone if timezone is not None else self.settings.timezone)
         start_at = _instant("start_date", fields.pop("start_date", None), zone)
@@ -636,7 +655,25 @@ class Scheduler:
             next_run_at=next_run_at,
             created_by=creator,
         )
-        return self.store.create_schedule(_new_schedule_row(record, self.tenant, now))
+        return self.store.create_schedule(_new_schedule_row(record, tenant, now))
+
+    def ensure_default_schedules(self) -> list[Schedule]:
+        """Create the built-in schedules (daily retention) unless they exist or were deleted.
+
+        They belong to tenant ``*`` (they span every tenant; only ``*`` admins see them).
+        Idempotent; an operator's pause, edit or delete is kept.
+        """
+        created: list[Schedule] = []
+        for name, job, trigger in DEFAULT_SCHEDULES:
+            if self.store.schedule_name_used(ALL_TENANTS, name):
+                continue
+            try:
+                created.append(
+                    self._create(ALL_TENANTS, name, job, trigger, "UTC", {}, TRUSTED_CREATOR, {})
+                )
+            except ConflictError:
+                continue  # another process created it meanwhile
+        return created
 
     def get_schedule(self, name_or_id: str) -> Schedule:
         """Return a live schedule by name or id (NotFoundError otherwise)."""

@@ -67,6 +67,7 @@ def init(database: DatabaseOpt = None) -> None:
     url = _database_url(database)
     typer.echo(f"database: {describe_location(url)}")
     typer.echo(_upgrade(url))
+    _ensure_default_schedules(url)
     for hook in INIT_HOOKS:
         for line in hook(url):
             typer.echo(line)
@@ -78,6 +79,21 @@ def migrate(database: DatabaseOpt = None) -> None:
     url = _database_url(database)
     typer.echo(f"database: {describe_location(url)}")
     typer.echo(_upgrade(url))
+    _ensure_default_schedules(url)
+
+
+def _ensure_default_schedules(url: str) -> None:
+    """Create the built-in schedules (daily retention) once; say so when one was created."""
+    from duetime.scheduler import Scheduler
+
+    scheduler = Scheduler(url)
+    try:
+        for schedule in scheduler.ensure_default_schedules():
+            typer.echo(
+                f"created built-in schedule {schedule.name} ({schedule.trigger['expression']} UTC)"
+            )
+    finally:
+        scheduler.close()
 
 
 def register(app: typer.Typer) -> None:

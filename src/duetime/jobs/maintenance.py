@@ -28,9 +28,17 @@ def _as_result(value: Any, key: str) -> Any:
 
 
 @job("duetime.cleanup_history", description="Delete old run history (retention).")
-def cleanup_history(ctx: RunContext, older_than_days: int = 30, keep_last: int = 100) -> Any:
-    """Delete runs older than ``older_than_days``, always keeping the last ``keep_last``."""
-    if older_than_days < 0 or keep_last < 0:
+def cleanup_history(
+    ctx: RunContext, older_than_days: float | None = None, keep_last: int | None = None
+) -> Any:
+    """Delete runs older than ``older_than_days``, always keeping the last ``keep_last``.
+
+    Unset values come from the settings (``DUETIME_HISTORY_RETENTION_DAYS``, default 30;
+    keep 100). A run of tenant ``*`` (the built-in daily schedule) cleans every tenant.
+    """
+    if (older_than_days is not None and older_than_days < 0) or (
+        keep_last is not None and keep_last < 0
+    ):
         raise ValueError("older_than_days and keep_last must be >= 0")
     scheduler = _scheduler(ctx)
     try:

@@ -315,6 +315,13 @@ class SQLAlchemyStore:
             )
         return found[0]
 
+    def schedule_name_used(self, tenant: str, name: str) -> bool:
+        """True when ``tenant`` (exactly, ``*`` included) has or had a schedule named ``name``."""
+        s = t.schedules
+        query = sa.select(s.c.id).where(s.c.tenant == tenant, s.c.name == name).limit(1)
+        with self.read() as conn:
+            return conn.execute(query).first() is not None
+
     def list_schedules(
         self,
         tenant: str,

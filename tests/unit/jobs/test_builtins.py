@@ -165,7 +165,7 @@ def test_maintenance_jobs_call_the_facade(monkeypatch: pytest.MonkeyPatch) -> No
         def __init__(self, *, database_url: str, tenant: str) -> None:
             calls.append(("init", (database_url, tenant)))
 
-        def cleanup_history(self, *, older_than_days: int, keep_last: int) -> int:
+        def cleanup_history(self, *, older_than_days: float | None, keep_last: int | None) -> int:
             calls.append(("cleanup", (older_than_days, keep_last)))
             return 12
 
@@ -187,7 +187,7 @@ def test_maintenance_jobs_call_the_facade(monkeypatch: pytest.MonkeyPatch) -> No
     )
     assert execute_request(request, default_registry).result == {"updated": 3}
     assert calls == [
-        ("init", ("sqlite:///x.db", "acme")), ("cleanup", (7, 100)), ("close", None),
+        ("init", ("sqlite:///x.db", "acme")), ("cleanup", (7.0, None)), ("close", None),
         ("init", ("sqlite:///x.db", "acme")), ("recalc", None), ("close", None),
     ]  # fmt: skip
 
