@@ -214,3 +214,11 @@ def test_five_thousand_schedules_load_and_reload(scheduler: Scheduler) -> None:
         assert (item.next_run_at.minute, item.next_run_at.hour) == (i % 60, i % 24)
         assert now - timedelta(minutes=1) < item.next_run_at <= now + timedelta(days=1)
     assert load_manifest(scheduler, {"schedules": entries}).counts()["unchanged"] == 5000
+
+
+def test_driver_inserts_keep_the_store_nul_rule() -> None:
+    from duetime.errors import ValidationError
+
+    manifest_ops._refuse_nul([("ok", None, 1)])
+    with pytest.raises(ValidationError, match="NUL"):
+        manifest_ops._refuse_nul([("ok",), ("bad\0text", 2)])

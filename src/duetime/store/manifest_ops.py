@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from duetime.errors import NotFoundError, VersionMismatchError
+from duetime.errors import ConflictError, NotFoundError, ValidationError, VersionMismatchError
 from duetime.models import RunState, Schedule
 from duetime.store import tables as t
 from duetime.store.rows import row_to_schedule
@@ -170,11 +170,12 @@ class BulkStore:
 
 
 def _insert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """INSERT schedule rows with one driver ``executemany``.
+    """INSERT schedule rows with one driver ``executemany`` in the open transaction.
 
     The column types' own bind processors (JSON, UTC datetimes) convert the values, so rows
     are stored exactly as ``conn.execute(insert(schedules), rows)`` would store them, without
-    its per-row statement bookkeeping (about half the insert time).
+    its per-row bookkeeping; the store's NUL rule is applied here since its cursor hook is
+    bypassed.
     """
     columns = list(t.schedules.c)
     compiled = sa.insert(t.schedules).compile(
@@ -188,10 +189,26 @@ def _insert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     convert = [(i, _bind_processor(by_key[k], conn.dialect)) for i, k in enumerate(keys)]
     processors = [(i, p) for i, p in convert if p is not None]
     values = [_row_values(row, keys, processors) for row in rows]
+    _refuse_nul(values)
     params: list[Any] = (
         values if compiled.positional else [dict(zip(keys, v, strict=True)) for v in values]
     )
-    conn.exec_driver_sql(str(compiled), params)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(str(compiled), params)
+    except conn.dialect.loaded_dbapi.IntegrityError as exc:
+        raise ConflictError(
+            "a schedule of this manifest was created by someone else meanwhile; load again"
+        ) from exc
+    finally:
+        cursor.close()
+
+
+def _refuse_nul(rows: list[tuple[Any, ...]]) -> None:
+    """The store's NUL rule (PostgreSQL cannot store NUL in text), for rows sent to the driver."""
+    for row in rows:
+        if any("\0" in value for value in row if isinstance(value, str)):
+            raise ValidationError("text must not contain NUL (\\0) characters")
 
 
 def _row_values(
