@@ -874,9 +874,10 @@ class Scheduler:
         self,
         schedule: str | None = None,
         state: str | Iterable[str] | None = None,
-        since: datetime | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        since: datetime | None = None,
     ) -> Page[Run]:
         """Return runs, newest first, optionally of one schedule (name or id) and state(s)."""
         schedule_id = None

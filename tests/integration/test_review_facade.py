@@ -217,3 +217,14 @@ def test_async_run_forever_restores_signal_handlers(sqlite_url: str) -> None:
     before, after = asyncio.run(scenario())
     assert after == before
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_get_runs_positional_order_follows_design(sched: Scheduler) -> None:
+    """§4: get_runs(schedule=None, state=None, limit=100, cursor=None); ``since`` sat third,
+    so get_runs("nightly", None, 1) passed 1 as ``since`` and failed."""
+    sched.add_schedule("nightly", "duetime.noop", "0 3 * * *")
+    sched.trigger("nightly")
+    sched.trigger("nightly")
+    page = sched.get_runs("nightly", None, 1)
+    assert len(page.items) == 1
+    assert page.next_cursor is not None
