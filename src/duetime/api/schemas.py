@@ -381,6 +381,9 @@ class JobTypeOut(BaseModel):
     description: str | None = None
     parameter_schema: dict[str, Any] = Field(default_factory=dict)
     defaults: dict[str, Any] = Field(default_factory=dict)
+    module: str | None = None
+    timeout: float | None = Field(None, description="The @job default (seconds).")
+    max_attempts: int | None = Field(None, description="The @job default.")
 
 
 class JobTypeList(BaseModel):

@@ -63,6 +63,8 @@ def test_jobs_lists_builtins_with_schema(admin: Caller) -> None:
     items = {j["name"]: j for j in admin.get("/jobs").json()["items"]}
     assert "duetime.noop" in items
     assert items["duetime.sleep"]["parameter_schema"]["type"] == "object"
+    assert items["duetime.noop"]["module"].startswith("duetime.jobs")
+    assert {"timeout", "max_attempts", "defaults"} <= set(items["duetime.noop"])
 
 
 def test_cron_validate(admin: Caller) -> None:

@@ -49,6 +49,9 @@ def _job_dict(job: Any) -> dict[str, Any]:
         "description": getattr(job, "description", None),
         "parameter_schema": job.parameter_schema,
         "defaults": job.defaults,
+        "module": getattr(job, "module", None),
+        "timeout": getattr(job, "timeout", None),
+        "max_attempts": getattr(job, "max_attempts", None),
     }
 
 
