@@ -1346,6 +1346,10 @@ class AsyncScheduler:
             await asyncio.to_thread(core.retire, engine)
         return runs
 
+    async def ensure_default_schedules(self) -> list[Schedule]:
+        """See :meth:`Scheduler.ensure_default_schedules`."""
+        return await self._call(self._sync.ensure_default_schedules)
+
     async def load_manifest(
         self, path_or_data: Any, *, prune: bool = False, dry_run: bool = False
     ) -> Plan:
