@@ -44,11 +44,19 @@ class ConsoleFormatter(logging.Formatter):
         return line.rstrip()
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (it may be swapped, e.g. by tests)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Emit ``record`` to the current stderr."""
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(log_format: str = "console", level: int = logging.INFO) -> None:
     """Send duetime's logs to stderr in ``json`` or ``console`` format."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else ConsoleFormatter())
     root = logging.getLogger("duetime")
     root.handlers[:] = [handler]
     root.setLevel(level)
-    root.propagate = False

@@ -443,10 +443,8 @@ def claim_runs(
         schedule_ids = sorted({c.schedule_id for c in candidates if c.schedule_id})
         chosen = _within_limits(candidates, _instance_room(store, conn, schedule_ids), slots)
         runs = _full_runs(conn, chosen)
-        started = _start(conn, runs, now=now, worker=worker, lease_seconds=lease_seconds)
-        if started:
-            store.changed(conn)
-    return started
+        # no change signal: a claim only takes work away from other engines
+        return _start(conn, runs, now=now, worker=worker, lease_seconds=lease_seconds)
 
 
 def _within_limits(
@@ -515,13 +513,13 @@ def _start(
 # --------------------------------------------------------------------------- finish
 
 
-def _outcome_values(outcome: Outcome, run: Run, now: datetime) -> dict[str, Any]:
+def _outcome_values(outcome: Outcome, row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """Return the columns an outcome writes (a cancel request turns failures into cancelled)."""
     state = outcome.state
-    if run.cancel_requested and state is not RunState.SUCCEEDED:
+    if row["cancel_requested"] and state is not RunState.SUCCEEDED:
         state = RunState.CANCELLED
     finished = outcome.finished_at or now
-    started = run.started_at or outcome.started_at or finished
+    started = row["started_at"] or outcome.started_at or finished
     return {
         "state": state.value,
         "finished_at": finished,
@@ -618,7 +616,7 @@ def _write_outcomes(
     finished: list[_Finished] = []
     params: list[dict[str, Any]] = []
     for outcome, row in accepted:
-        values = _outcome_values(outcome, row_to_run(row), now)
+        values = _outcome_values(outcome, row, now)
         params.append(
             {
                 "b_id": outcome.run_id,
