@@ -50,7 +50,7 @@ READY_TIMEOUT_SECONDS = 60.0
 TARGET_RATIO = 0.80
 WARMUP_SECONDS = 3.0
 #: Baseline and duetime GET alternate this many times; each one's best round is reported.
-GET_ROUNDS = 2
+GET_ROUNDS = 3
 TARGET_P99_MS = 50.0
 TARGET_LATENESS_P99_MS = 25.0
 DUETIME = str(Path(sys.executable).with_name("duetime"))

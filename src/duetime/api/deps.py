@@ -101,6 +101,12 @@ def expected_version(
             errors=[{"field": "expected_version", "message": "disagrees with If-Match"}],
         )
     wanted = header if header is not None else body_version
+    if body_updated_at is not None and body_updated_at.tzinfo is None:
+        raise ApiProblem(
+            422,
+            "expected_updated_at needs a UTC offset (copy updated_at from the schedule)",
+            errors=[{"field": "expected_updated_at", "message": "needs a UTC offset"}],
+        )
     if body_updated_at is not None and current is not None:
         version, updated_at = current
         if updated_at is None or updated_at != body_updated_at:

@@ -74,3 +74,9 @@ def test_expected_version_merges_sources() -> None:
     with pytest.raises(VersionMismatchError) as err:
         expected_version(None, None, datetime(2029, 1, 1, tzinfo=UTC), (7, T0))
     assert err.value.current_version == 7
+
+
+def test_expected_updated_at_needs_an_offset() -> None:
+    with pytest.raises(ApiProblem) as err:
+        expected_version(None, None, datetime(2030, 1, 1), (1, T0))
+    assert err.value.status == 422
