@@ -228,3 +228,14 @@ def test_get_runs_positional_order_follows_design(sched: Scheduler) -> None:
     page = sched.get_runs("nightly", None, 1)
     assert len(page.items) == 1
     assert page.next_cursor is not None
+
+
+@pytest.mark.parametrize("field", ["labels", "parameters"])
+def test_deeply_nested_json_is_refused(sched: Scheduler, field: str) -> None:
+    """A 900-level label was stored, then every read of it failed to serialise (API 500)."""
+    nested: object = []
+    for _ in range(900):
+        nested = [nested]
+    with pytest.raises(ValidationError) as info:
+        sched.add_schedule("deep", "duetime.noop", "0 3 * * *", **{field: {"a": nested}})
+    assert info.value.field == field
