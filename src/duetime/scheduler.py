@@ -40,6 +40,7 @@ from duetime.errors import (
     UnknownTimezoneError,
     ValidationError,
 )
+from duetime.jobs.schema import MAX_JSON_DEPTH, json_depth
 from duetime.models import Overlap, Page, Run, RunKind, RunState, Schedule, ScheduleState, Source
 from duetime.store import rows
 from duetime.store.sqlalchemy import (
@@ -63,8 +64,6 @@ T = TypeVar("T")
 MAX_NAME_LENGTH = 200
 #: Largest JSON encoding (bytes) of ``parameters`` and of ``labels``.
 MAX_PAYLOAD_BYTES = 64 * 1024
-#: Deepest nesting of lists/objects in ``parameters`` and ``labels``.
-MAX_JSON_DEPTH = 32
 MAX_DESCRIPTION_LENGTH = 10_000
 MAX_CHAIN_LENGTH = 50
 MAX_NEXT_FIRE_COUNT = 1000
@@ -161,24 +160,10 @@ def _days(field: str, value: object) -> float:
     return float(value)
 
 
-def _json_depth(value: object) -> int:
-    """Nesting depth of lists/objects in ``value`` (iterative: no recursion limit)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if not isinstance(item, Mapping | list | tuple):
-            continue
-        deepest = max(deepest, depth)
-        if depth <= MAX_JSON_DEPTH:
-            children = item.values() if isinstance(item, Mapping) else item
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
 def _json_object(field: str, value: object) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ValidationError(f"must be an object, got {type(value).__name__}", field=field)
-    if _json_depth(value) > MAX_JSON_DEPTH:
+    if json_depth(value) > MAX_JSON_DEPTH:
         raise ValidationError(f"nests deeper than {MAX_JSON_DEPTH} levels", field=field)
     try:
         encoded = json.dumps(dict(value), allow_nan=False)

@@ -18,7 +18,7 @@ from typing import Any
 from duetime.executors.base import MAX_RESULT_BYTES, ExecutionRequest, Outcome
 from duetime.jobs.context import CancelSignal, LockFactory, RunContext, as_cancel_signal
 from duetime.jobs.registry import JobRegistry, JobType
-from duetime.jobs.schema import coerce_parameters
+from duetime.jobs.schema import MAX_JSON_DEPTH, coerce_parameters, json_depth
 from duetime.jobs.secrets import redact, redact_text, resolve_secrets
 from duetime.models import RunError, RunState
 
@@ -27,6 +27,10 @@ RESULT_ERROR = "ResultError"
 UNKNOWN_JOB_ERROR = "UnknownJobError"
 INVALID_PARAMETERS_ERROR = "InvalidParametersError"
 _LISTED_JOBS = 20
+#: Longest stored error message and traceback (characters; longer ones keep head / tail).
+MAX_ERROR_MESSAGE_CHARS = 8 * 1024
+MAX_TRACEBACK_CHARS = 64 * 1024
+_CUT = "\n… ({} characters cut) …\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +78,22 @@ def exception_name(exc: BaseException) -> str:
 def error_result(exc: BaseException, secret_values: list[str] | None = None) -> ExecutionResult:
     """A failed result for ``exc``: type, message and full traceback, secrets masked."""
     secrets = secret_values or []
-    text = "".join(tb.format_exception(exc))
-    return failure(exception_name(exc), redact_text(str(exc), secrets), redact_text(text, secrets))
+    text = redact_text("".join(tb.format_exception(exc)), secrets)
+    message = redact_text(str(exc), secrets)
+    return failure(
+        exception_name(exc),
+        _shorten(message, MAX_ERROR_MESSAGE_CHARS),
+        _shorten(text, MAX_TRACEBACK_CHARS),
+    )
+
+
+def _shorten(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters: its head and tail around a note of what was cut."""
+    if len(text) <= limit:
+        return text
+    keep = limit - len(_CUT.format(len(text)))
+    head, tail = keep // 4, keep - keep // 4
+    return text[:head] + _CUT.format(len(text) - head - tail) + text[-tail:]
 
 
 def check_result(value: Any, secret_values: list[str] | None = None) -> ExecutionResult:
@@ -87,6 +105,11 @@ def check_result(value: Any, secret_values: list[str] | None = None) -> Executio
             RESULT_ERROR,
             f"the handler returned a {type(value).__name__} that is not JSON ({exc}); "
             "return None, a number, a string, a list or a dict of those",
+        )
+    if json_depth(value) > MAX_JSON_DEPTH:
+        return failure(
+            RESULT_ERROR,
+            f"the result nests lists/objects deeper than {MAX_JSON_DEPTH} levels; flatten it",
         )
     size = len(encoded.encode("utf-8"))
     if size > MAX_RESULT_BYTES:

@@ -137,6 +137,25 @@ def _jsonable_default(default: Any) -> Any:
         return repr(default)
 
 
+#: Deepest nesting of lists/objects accepted in stored JSON (parameters, labels, results):
+#: deeper documents cannot be serialised back by the API.
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(value: object, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of lists/objects in ``value``, counted up to ``limit + 1`` (iteratively)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, Mapping | list | tuple):
+            continue
+        deepest = max(deepest, depth)
+        if depth <= limit:
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 # ------------------------------------------------------------------ validation
 def validate_parameters(schema: SignatureSchema, parameters: Any) -> dict[str, Any]:
     """Return ``parameters`` validated and JSON-ready; InvalidParametersError otherwise.
