@@ -221,6 +221,13 @@ def wrk(
     return parse_wrk(result.stdout)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 # ------------------------------------------------------------------ fire lateness
 
 
@@ -319,9 +326,14 @@ def run() -> dict[str, Any]:
         )
         rows: dict[str, dict[str, float]] = {}
         windows: dict[str, tuple[datetime, datetime]] = {}
+        pids = {"baseline": base.pid, "duetime": api.pid}
         for round_no, (name, url, headers, method) in enumerate(plan):
             start = datetime.now(UTC)
+            pid = pids[name.split()[0]]
+            cpu_before = cpu_seconds(pid)
             result = wrk(url, headers=headers, method=method, workdir=workdir)
+            cpu = cpu_seconds(pid) - cpu_before
+            result["server_cpu_ms_per_request"] = cpu * 1000 / max(result["requests"], 1)
             windows[f"{name} #{round_no // 2 + 1}"] = (start, datetime.now(UTC))
             if name not in rows or result["rps"] > rows[name]["rps"]:
                 rows[name] = result  # the best round counts (machine noise only slows)
@@ -344,6 +356,8 @@ def summarise(
     base = rows["baseline GET /schedules?limit=20"]["rps"]
     get = rows["duetime GET /schedules?limit=20"]
     ratio = get["rps"] / base if base else 0.0
+    base_cpu = rows["baseline GET /schedules?limit=20"]["server_cpu_ms_per_request"]
+    cpu_ratio = base_cpu / get["server_cpu_ms_per_request"] if get["requests"] else 0.0
     worst_p99 = max(r["p99_ms"] for k, r in rows.items() if k.startswith("duetime"))
     errors = sum(r["errors"] for k, r in rows.items() if k.startswith("duetime"))
     return {
@@ -353,6 +367,7 @@ def summarise(
         "schedules": SCHEDULES,
         "rows": rows,
         "get_vs_baseline": ratio,
+        "get_vs_baseline_by_server_cpu": cpu_ratio,
         "fire_lateness": lateness,
         "targets": {
             "get_vs_baseline>=0.80": ratio >= TARGET_RATIO,
@@ -370,13 +385,18 @@ def print_table(payload: dict[str, Any]) -> None:
         f"wrk {payload['connections']} connections × {payload['duration_seconds']} s"
     )
     print(f"(best of {GET_ROUNDS} interleaved rounds for the GETs)")
-    print(f"{'endpoint':<40}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    head = f"{'endpoint':<40}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
+    print(head + f"{'CPU ms/req':>12}")
     for name, row in payload["rows"].items():
         print(
             f"{name:<40}{row['rps']:>10,.0f}{row['p50_ms']:>10.1f}{row['p99_ms']:>10.1f}"
-            f"{row['errors']:>8.0f}"
+            f"{row['errors']:>8.0f}{row['server_cpu_ms_per_request']:>12.2f}"
         )
-    print(f"GET vs bare baseline: {payload['get_vs_baseline']:.0%}")
+    print(
+        f"GET vs bare baseline: {payload['get_vs_baseline']:.0%} by req/s, "
+        f"{payload['get_vs_baseline_by_server_cpu']:.0%} by server CPU per request "
+        "(the latter is immune to other load on the machine)"
+    )
     print("engine fire lateness (probe schedules, every second) while each load ran:")
     for name, late in payload["fire_lateness"].items():
         print(
