@@ -22,7 +22,7 @@ import threading
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -256,6 +256,8 @@ def _instant(field: str, value: object, zone: str) -> datetime | None:
             value = datetime.fromisoformat(value.strip())
         except ValueError:
             raise ValidationError(f"{value!r} is not an ISO 8601 datetime", field=field) from None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime.combine(value, time())  # a date means its midnight, like "2030-02-01"
     if not isinstance(value, datetime):
         raise ValidationError(f"must be a datetime, got {type(value).__name__}", field=field)
     try:

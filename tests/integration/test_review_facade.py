@@ -239,3 +239,20 @@ def test_deeply_nested_json_is_refused(sched: Scheduler, field: str) -> None:
     with pytest.raises(ValidationError) as info:
         sched.add_schedule("deep", "duetime.noop", "0 3 * * *", **{field: {"a": nested}})
     assert info.value.field == field
+
+
+def test_start_date_accepts_a_date_like_its_iso_string(sched: Scheduler) -> None:
+    """ "2030-02-01" was accepted (midnight in the zone) but date(2030, 2, 1) was refused."""
+    import datetime as dt
+
+    by_object = sched.add_schedule(
+        "a",
+        "duetime.noop",
+        "0 3 * * *",
+        timezone="Europe/Stockholm",
+        start_date=dt.date(2030, 2, 1),
+    )
+    by_text = sched.add_schedule(
+        "b", "duetime.noop", "0 3 * * *", timezone="Europe/Stockholm", start_date="2030-02-01"
+    )
+    assert by_object.start_date == by_text.start_date == datetime(2030, 1, 31, 23, tzinfo=UTC)
