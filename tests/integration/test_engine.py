@@ -494,3 +494,32 @@ async def test_sleep_ignores_runs_held_back_by_max_instances(
     clock.advance(1)
     await engine.tick()
     assert engine._seconds_until_due() > 5  # the pending run waits for a change, no spin
+
+
+async def test_lookahead_does_not_judge_overlap_before_the_instant(
+    store: SQLAlchemyStore, clock: FakeClock
+) -> None:
+    spec = {"type": "interval", "seconds": 10, "anchor": T0.isoformat()}
+    sid = add_schedule(store, "ahead", spec, now=clock.now(), job=SLOW)
+    engine, executor = make_engine(store, clock, lookahead_seconds=1.0)
+    clock.set(T0 + seconds(9.5))
+    await engine.tick()  # fires T0+10 s ahead: no run is active
+    clock.set(T0 + seconds(10))
+    await engine.tick()  # starts it
+    (first,) = runs_of(store, sid)
+    assert first.state is RunState.RUNNING
+    clock.set(T0 + seconds(19.2))
+    await engine.tick()
+    assert len(runs_of(store, sid)) == 1  # T0+20 s is not judged (skipped) a second early
+    executor.complete(first.id)
+    clock.set(T0 + seconds(19.5))
+    await engine.tick()  # writes the outcome
+    await engine.tick()  # now fires T0+20 s ahead
+    second = runs_of(store, sid)[1]
+    assert (second.state, second.scheduled_for) == (RunState.PENDING, T0 + seconds(20))
+    clock.set(T0 + seconds(20))
+    await engine.tick()
+    clock.set(T0 + seconds(30))
+    await engine.tick()  # at the instant the run of T0+20 s is still running: skip
+    third = runs_of(store, sid)[2]
+    assert (third.state, third.scheduled_for) == (RunState.SKIPPED, T0 + seconds(30))

@@ -380,6 +380,7 @@ class Engine:
         lookahead = timedelta(seconds=self.settings.lookahead_seconds)
         instants = [
             due.next_fire_at - lookahead if due.next_fire_at else None,
+            due.next_fire_at,  # a fire held back from the lookahead by an active run
             due.next_available_at,
             due.next_lease_expiry_at,
         ]

@@ -163,7 +163,9 @@ def _run_values(
     )
 
 
-def _plan(ctx: _FireContext, schedule: Schedule) -> tuple[planning.FirePlan, float] | None:
+def _plan(
+    ctx: _FireContext, schedule: Schedule, active: int
+) -> tuple[planning.FirePlan, float] | None:
     """Plan the schedule's due fires (and return its jitter); None when its trigger is broken."""
     assert schedule.next_run_at is not None
     try:
@@ -184,16 +186,27 @@ def _plan(ctx: _FireContext, schedule: Schedule) -> tuple[planning.FirePlan, flo
         trigger,
         next_run_at=schedule.next_run_at,
         now=ctx.now,
-        lookahead_seconds=ctx.lookahead_seconds,
+        lookahead_seconds=_lookahead_for(ctx, schedule, active),
         misfire_grace_time=schedule.misfire_grace_time,
         coalesce=schedule.coalesce,
     )
     return plan, float(getattr(trigger, "jitter", 0.0) or 0.0)
 
 
+def _lookahead_for(ctx: _FireContext, schedule: Schedule, active: int) -> float:
+    """Fire ahead only a schedule with no active run and no backlog (which makes one).
+
+    Overlap is judged at the fire instant; the engine wakes at it for held-back fires.
+    """
+    assert schedule.next_run_at is not None
+    if active > 0 or schedule.next_run_at <= ctx.now:
+        return 0.0
+    return ctx.lookahead_seconds
+
+
 def _fire_schedule(ctx: _FireContext, schedule: Schedule, active: int) -> list[dict[str, Any]]:
     """Plan one schedule's fires, advance its ``next_run_at``; return the run rows to insert."""
-    planned = _plan(ctx, schedule)
+    planned = _plan(ctx, schedule, active)
     if planned is None:
         _advance(ctx, schedule, None, completed=False)
         return []
@@ -297,17 +310,33 @@ def _replace(ctx: _FireContext, schedule: Schedule, count: int) -> None:
 
 
 def _due_schedules(
-    store: SQLAlchemyStore, conn: sa.Connection, horizon: datetime, batch_size: int
+    store: SQLAlchemyStore,
+    conn: sa.Connection,
+    now: datetime,
+    horizon: datetime,
+    batch_size: int,
 ) -> list[Schedule]:
-    """Lock and return a batch of due schedules, by priority then next_run_at."""
-    s = t.schedules.c
+    """Lock and return a batch of due schedules, by priority then next_run_at.
+
+    A fire within the lookahead (after ``now``) is made early only for a schedule with no
+    pending or running run: overlap is judged at the fire instant, and a run still active
+    a moment before it may well be done by then (the engine wakes at the instant itself).
+    """
+    s, r = t.schedules.c, t.runs.c
+    active = (
+        sa.select(r.id)
+        .where(r.schedule_id == s.id, r.state.in_(_ACTIVE))
+        .correlate(t.schedules)
+        .exists()
+    )
+    ahead_ok = sa.and_(s.next_run_at <= horizon, ~active)
     query = (
         sa.select(t.schedules)
-        .where(LIVE_ACTIVE, s.next_run_at <= horizon)
+        .where(LIVE_ACTIVE, sa.or_(s.next_run_at <= now, ahead_ok))
         .order_by(s.priority.desc(), s.next_run_at)
         .limit(batch_size)
     )
-    return [row_to_schedule(r) for r in conn.execute(_locked(store, query, skip=True))]
+    return [row_to_schedule(row) for row in conn.execute(_locked(store, query, skip=True))]
 
 
 def fire_due(
@@ -337,7 +366,7 @@ def _fire_batch(
     """Fire one batch in one transaction; return its rows and whether the batch was full."""
     horizon = now + timedelta(seconds=lookahead_seconds)
     with store.write() as conn:
-        due = _due_schedules(store, conn, horizon, batch_size)
+        due = _due_schedules(store, conn, now, horizon, batch_size)
         if not due:
             return [], False
         ctx = _FireContext(
