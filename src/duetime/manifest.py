@@ -775,7 +775,8 @@ def _normalised_trigger(
     key = _trigger_key(source.spec, timezone, bounds)
     known = opts.triggers.get(key) if key else None
     if known is not None:
-        return copy.deepcopy(known)
+        copied: dict[str, Any] = _copy_json(known)
+        return copied
     try:
         normalised = validate_trigger(source.spec, timezone, bounds, now=opts.now)
     except ValidationError as exc:
@@ -785,8 +786,17 @@ def _normalised_trigger(
         problems.add(f"{prefix}.{source.key}", str(exc))
         return None
     if key:
-        opts.triggers[key] = copy.deepcopy(normalised)
+        opts.triggers[key] = _copy_json(normalised)
     return normalised
+
+
+def _copy_json(value: Any) -> Any:
+    """Copy nested dicts and lists (JSON data); several times faster than ``deepcopy``."""
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
 
 
 def _trigger_key(spec: Any, timezone: str, bounds: Mapping[str, datetime | None]) -> str | None:
