@@ -125,9 +125,12 @@ def _kill(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
 
 
 def write_manifest(path: Path, n: int) -> None:
-    """A YAML manifest of ``n`` no-op cron schedules."""
+    """A YAML (or, for ``.json`` paths, JSON) manifest of ``n`` no-op cron schedules."""
     entries = [{"name": f"s{i:06d}", "job": "duetime.noop", "cron": cron_for(i)} for i in range(n)]
-    path.write_text(yaml.safe_dump({"schedules": entries}, sort_keys=False))
+    if path.suffix == ".json":
+        path.write_text(json.dumps({"schedules": entries}))
+    else:
+        path.write_text(yaml.safe_dump({"schedules": entries}, sort_keys=False))
 
 
 def duetime_load_worker(url: str, manifest: str) -> None:
@@ -145,8 +148,8 @@ def duetime_load_worker(url: str, manifest: str) -> None:
     print(json.dumps(out))
 
 
-def duetime_scale(url: str, manifest: Path) -> dict[str, Any]:
-    """Load the manifest in a fresh process, then profile the idle engine over it."""
+def duetime_load(url: str, manifest: Path) -> dict[str, Any]:
+    """Load the manifest into a fresh database in a fresh process."""
     from duetime.store.migrate import upgrade_database
 
     upgrade_database(url)
@@ -160,6 +163,12 @@ def duetime_scale(url: str, manifest: Path) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     if loaded["counts"]["create"] != SCALE_N:
         raise RuntimeError(f"expected {SCALE_N} creates, got {loaded['counts']}")
+    return loaded
+
+
+def duetime_scale(url: str, manifest: Path) -> dict[str, Any]:
+    """Load the manifest in a fresh process, then profile the idle engine over it."""
+    loaded = duetime_load(url, manifest)
     engine = start_engine(url, Path(tempfile.mkdtemp()) / "engine.log", IDLE_ENV)
     try:
         wait_for("the engine to register", lambda: _instance_count(url) > 0)
@@ -439,11 +448,13 @@ def run() -> dict[str, Any]:
     results: dict[str, Any] = {"n": SCALE_N, "aps_n": APS_N, "rounds": ROUNDS, "scale": {}}
     results["restart"] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = Path(tmp) / "schedules.yaml"
+        manifest, as_json = Path(tmp) / "schedules.yaml", Path(tmp) / "schedules.json"
         write_manifest(manifest, SCALE_N)
+        write_manifest(as_json, SCALE_N)
         for backend in _backends():
             results["scale"][backend] = {
                 "duetime": _median_rounds(lambda u: duetime_scale(u, manifest), backend),
+                "duetime_json": _median_rounds(lambda u: duetime_load(u, as_json), backend),
                 "apscheduler": _median_rounds(aps_scale, backend),
             }
             with _fresh(backend) as url:
@@ -469,10 +480,14 @@ def _print(results: dict[str, Any]) -> None:
         f"{'idle CPU %':>12}{'RSS MB':>8}"
     )
     for backend, row in results["scale"].items():
-        dt, aps = row["duetime"], row["apscheduler"]
+        dt, aps, dj = row["duetime"], row["apscheduler"], row["duetime_json"]
         print(
             f"{backend:<11}{'duetime':<13}{dt['seconds']:>9.1f}{dt['cpu_seconds']:>8.1f}"
             f"{dt['peak_rss_mb']:>9.0f}{dt['idle_cpu_pct']:>12.2f}{dt['rss_mb']:>8.0f}"
+        )
+        print(
+            f"{'':<11}{'duetime JSON':<13}{dj['seconds']:>9.1f}{dj['cpu_seconds']:>8.1f}"
+            f"{dj['peak_rss_mb']:>9.0f}"
         )
         ratio = n / aps_n
         load = f"~{aps['extrapolated_seconds']:.0f}*"
@@ -482,6 +497,8 @@ def _print(results: dict[str, Any]) -> None:
             f"{aps['rss_mb']:>8.0f}"
         )
     print(f"  * {aps_n:,} added, measured time x {n / aps_n:g}; its idle/RSS with {aps_n:,} jobs")
+    print("  duetime: a YAML manifest (JSON: the same schedules as a .json file); idle/RSS are")
+    print(f"  the engine's (duetime scheduler run) over all {n:,}, peak MB the loading process's")
     print(
         f"\n(d) restart: {BUSY_RUNS} in progress, {ONE_OFFS} one-offs due in "
         f"{DOWNTIME_SECONDS:.0f} s of downtime"
