@@ -24,7 +24,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from duetime import planning
 from duetime.errors import ValidationError
 from duetime.executors.base import Outcome
-from duetime.models import ACTIVE_RUN_STATES, Run, RunKind, RunState, Schedule
+from duetime.models import ACTIVE_RUN_STATES, Overlap, Run, RunKind, RunState, Schedule
 from duetime.store import tables as t
 from duetime.store.rows import new_run_values, resolve_run_settings, row_to_run, row_to_schedule
 from duetime.triggers.spec import build_trigger
@@ -197,8 +197,11 @@ def _lookahead_for(ctx: _FireContext, schedule: Schedule, active: int) -> float:
     """Fire ahead only a schedule with no active run and no backlog (which makes one).
 
     Overlap is judged at the fire instant; the engine wakes at it for held-back fires.
+    ``buffer_all`` keeps every fire whatever is active, so it may always fire ahead.
     """
     assert schedule.next_run_at is not None
+    if schedule.overlap is Overlap.BUFFER_ALL:
+        return ctx.lookahead_seconds
     if active > 0 or schedule.next_run_at <= ctx.now:
         return 0.0
     return ctx.lookahead_seconds
@@ -329,7 +332,9 @@ def _due_schedules(
         .correlate(t.schedules)
         .exists()
     )
-    ahead_ok = sa.and_(s.next_run_at <= horizon, ~active)
+    ahead_ok = sa.and_(
+        s.next_run_at <= horizon, sa.or_(s.overlap == Overlap.BUFFER_ALL.value, ~active)
+    )
     query = (
         sa.select(t.schedules)
         .where(LIVE_ACTIVE, sa.or_(s.next_run_at <= now, ahead_ok))
