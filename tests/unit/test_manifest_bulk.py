@@ -222,3 +222,11 @@ def test_driver_inserts_keep_the_store_nul_rule() -> None:
     manifest_ops._refuse_nul([("ok", None, 1)])
     with pytest.raises(ValidationError, match="NUL"):
         manifest_ops._refuse_nul([("ok",), ("bad\0text", 2)])
+
+
+def test_many_updates_of_the_same_columns_go_in_one_statement(scheduler: Scheduler) -> None:
+    names = [f"u{i}" for i in range(7)]
+    load_manifest(scheduler, {"schedules": [entry(n) for n in names]})
+    plan = load_manifest(scheduler, {"schedules": [entry(n, priority=3) for n in names]})
+    assert plan.counts()["update"] == 7
+    assert {(s.priority, s.version) for s in live(scheduler).values()} == {(3, 2)}
