@@ -523,3 +523,20 @@ async def test_lookahead_does_not_judge_overlap_before_the_instant(
     await engine.tick()  # at the instant the run of T0+20 s is still running: skip
     third = runs_of(store, sid)[2]
     assert (third.state, third.scheduled_for) == (RunState.SKIPPED, T0 + seconds(30))
+
+
+async def test_buffer_all_fires_ahead_even_with_an_active_run(
+    store: SQLAlchemyStore, clock: FakeClock
+) -> None:
+    spec = {"type": "interval", "seconds": 10, "anchor": T0.isoformat()}
+    sid = add_schedule(store, "queue", spec, now=clock.now(), job=SLOW, overlap="buffer_all")
+    engine, _ = make_engine(store, clock, lookahead_seconds=1.0)
+    clock.set(T0 + seconds(10))
+    await engine.tick()
+    clock.set(T0 + seconds(19.5))
+    await engine.tick()
+    runs = runs_of(store, sid)
+    assert [(r.state, r.scheduled_for) for r in runs] == [
+        (RunState.RUNNING, T0 + seconds(10)),
+        (RunState.PENDING, T0 + seconds(20)),  # kept waiting, made a lookahead early
+    ]
