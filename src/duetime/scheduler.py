@@ -36,6 +36,7 @@ from duetime.errors import (
     ConflictError,
     InvalidParametersError,
     InvalidTriggerError,
+    NotFoundError,
     UnknownJobError,
     UnknownTimezoneError,
     ValidationError,
@@ -801,11 +802,20 @@ class Scheduler:
     def recalculate_next_runs(self) -> int:
         """Recompute ``next_run_at`` of every active schedule (not yet due ones); return changes."""
         changed = 0
-        for schedule in self.store.active_schedules(self.tenant):
-            change = functools.partial(_recalculated, now=self._now())
-            updated = self.store.modify_schedule(schedule.tenant, schedule.id, change)
-            moved = (updated.next_run_at, updated.state) != (schedule.next_run_at, schedule.state)
-            changed += moved
+        page = self.store.active_schedules(self.tenant)
+        while page:
+            for schedule in page:
+                change = functools.partial(_recalculated, now=self._now())
+                try:
+                    updated = self.store.modify_schedule(schedule.tenant, schedule.id, change)
+                except NotFoundError:
+                    continue  # deleted meanwhile
+                moved = (updated.next_run_at, updated.state) != (
+                    schedule.next_run_at,
+                    schedule.state,
+                )
+                changed += moved
+            page = self.store.active_schedules(self.tenant, after_id=page[-1].id)
         return changed
 
     # -- runs

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from duetime.clock import FakeClock
 from duetime.config import load_settings
 from duetime.errors import ConfigurationError, NotFoundError, ValidationError
 from duetime.scheduler import AsyncScheduler, Scheduler
+from duetime.store import tables
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -256,3 +258,28 @@ def test_start_date_accepts_a_date_like_its_iso_string(sched: Scheduler) -> None
         "b", "duetime.noop", "0 3 * * *", timezone="Europe/Stockholm", start_date="2030-02-01"
     )
     assert by_object.start_date == by_text.start_date == datetime(2030, 1, 31, 23, tzinfo=UTC)
+
+
+def test_recalculate_reads_schedules_in_bounded_pages(
+    sched: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """recalculate_next_runs loaded every active schedule of the database into one list."""
+    import duetime.store.sqlalchemy as store_module
+
+    monkeypatch.setattr(store_module, "RECALCULATE_PAGE_SIZE", 2)
+    for n in range(5):
+        sched.add_schedule(f"s{n}", "duetime.noop", "0 3 * * *")
+    sizes: list[int] = []
+    original = sched.store.active_schedules
+
+    def spy(*args: object, **kwargs: object) -> list[object]:
+        page = original(*args, **kwargs)  # type: ignore[arg-type]
+        sizes.append(len(page))
+        return page  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(sched.store, "active_schedules", spy)
+    with sched.store.write() as conn:  # make every next_run_at stale
+        conn.execute(sa.update(tables.schedules).values(next_run_at=START + timedelta(days=9)))
+    assert sched.recalculate_next_runs() == 5
+    assert max(sizes) <= 2
+    assert all(s.next_run_at == START.replace(hour=3) for s in sched.list_schedules().items)

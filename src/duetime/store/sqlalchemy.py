@@ -64,6 +64,8 @@ ALL_TENANTS = "*"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
 CLEANUP_BATCH_SIZE = 1000
+#: Schedules read per page by recalculate_next_runs.
+RECALCULATE_PAGE_SIZE = 500
 
 _ACTIVE = [state.value for state in ACTIVE_RUN_STATES]
 _TERMINAL = [state.value for state in RunState if state.is_terminal]
@@ -430,12 +432,17 @@ class SQLAlchemyStore:
         )
         return int(result.rowcount)
 
-    def active_schedules(self, tenant: str) -> list[Schedule]:
-        """Every live, active schedule of ``tenant`` (``*`` = all), for recalculation."""
+    def active_schedules(
+        self, tenant: str, *, after_id: str | None = None, limit: int | None = None
+    ) -> list[Schedule]:
+        """Live, active schedules of ``tenant`` (``*`` = all) in id order, one page at a time."""
         s = t.schedules
         query = sa.select(s).where(
             _tenant_is(s, tenant), s.c.deleted_at.is_(None), s.c.state == ScheduleState.ACTIVE.value
         )
+        if after_id is not None:
+            query = query.where(s.c.id > after_id)
+        query = query.order_by(s.c.id).limit(limit or RECALCULATE_PAGE_SIZE)
         with self.read() as conn:
             return [row_to_schedule(row) for row in conn.execute(query)]
 
