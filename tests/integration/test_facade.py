@@ -546,7 +546,10 @@ def test_concurrent_edits_with_one_expected_version_let_exactly_one_win(
     sched: Scheduler,
 ) -> None:
     add(sched)
-    results = _race(6, lambda i: sched.update_schedule("nightly", expected_version=1, priority=i))
+    # priority i + 1: a thread setting the current priority (0) would be a successful no-op
+    results = _race(
+        6, lambda i: sched.update_schedule("nightly", expected_version=1, priority=i + 1)
+    )
     winners = [r for r in results if isinstance(r, Schedule)]
     losers = [r for r in results if isinstance(r, VersionMismatchError)]
     assert (len(winners), len(losers)) == (1, 5)
