@@ -15,6 +15,8 @@ INTERVAL_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
 
 #: The longest interval accepted: a longer one could not fire within a search bound.
 MAX_INTERVAL = timedelta(days=366 * MAX_SEARCH_YEARS)
+#: Shorter intervals would write a run (or a skipped row) on every engine cycle.
+MIN_INTERVAL = timedelta(seconds=1)
 
 
 def json_number(value: float) -> int | float:
@@ -99,5 +101,9 @@ def _interval_of(units: dict[str, float]) -> timedelta:
     if total <= timedelta(0):
         raise InvalidTriggerError(
             "the interval must be longer than 0 (set weeks, days, hours, minutes or seconds)"
+        )
+    if total < MIN_INTERVAL:
+        raise InvalidTriggerError(
+            f"the interval must be at least 1 second (cron's finest step), got {total}"
         )
     return total

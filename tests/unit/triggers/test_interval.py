@@ -153,3 +153,17 @@ def test_matches_brute_force_grid(seconds: int, offset: int, micros: int) -> Non
     assert nxt > after  # strictly after
     previous = nxt - timedelta(seconds=seconds)
     assert previous <= after or previous < ANCHOR  # and the first such
+
+
+@pytest.mark.parametrize("seconds", [0.001, 0.5, 1.5e-6])
+def test_sub_second_intervals_are_refused(seconds: float) -> None:
+    """Review: a 1 ms interval was accepted (a storm of run/skipped rows per engine cycle),
+    and 1.5 µs fired on a 2 µs grid while its spec said 1.5 µs."""
+    with pytest.raises(InvalidTriggerError, match="at least 1 second"):
+        IntervalTrigger(seconds=seconds, anchor=datetime(2030, 1, 1, tzinfo=UTC))
+
+
+def test_whole_second_intervals_with_fractions_above_one_second_still_work() -> None:
+    trigger = IntervalTrigger(seconds=1.5, anchor=datetime(2030, 1, 1, tzinfo=UTC))
+    after = datetime(2030, 1, 1, tzinfo=UTC)
+    assert trigger.next_fire_time(after) == after + timedelta(seconds=1.5)
