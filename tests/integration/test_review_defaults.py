@@ -80,3 +80,14 @@ def test_the_built_in_run_cleans_every_tenant_with_configured_retention(
         assert s.for_tenant("*").get_runs().items == []
     finally:
         s.close()
+
+
+def test_init_with_a_broken_jobs_module_still_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Creating the built-in schedule must not make init depend on DUETIME_JOBS."""
+    monkeypatch.setenv("DUETIME_JOBS", "no_such_module_for_duetime")
+    url = f"sqlite:///{tmp_path / 'init.db'}"
+    result = CliRunner().invoke(app, ["init", "--database", url])
+    assert result.exit_code == 0, result.output
+    assert f"created built-in schedule {NAME}" in result.output

@@ -84,9 +84,14 @@ def migrate(database: DatabaseOpt = None) -> None:
 
 def _ensure_default_schedules(url: str) -> None:
     """Create the built-in schedules (daily retention) once; say so when one was created."""
+    from duetime.errors import DuetimeError
     from duetime.scheduler import Scheduler
 
-    scheduler = Scheduler(url)
+    try:  # the built-ins need no user job modules: a broken DUETIME_JOBS must not stop init
+        scheduler = Scheduler(url, jobs=[])
+    except DuetimeError as exc:
+        typer.echo(f"warning: built-in schedules not checked: {exc}")
+        return
     try:
         for schedule in scheduler.ensure_default_schedules():
             typer.echo(
