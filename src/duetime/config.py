@@ -75,6 +75,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """Return settings; ``overrides`` (flags) win; None values are ignored."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     if config_file is not None:
+
         class _FileSettings(Settings):
             model_config = SettingsConfigDict(toml_file=str(config_file))
 
