@@ -48,6 +48,7 @@ from duetime.store.sqlalchemy import (
     ALL_TENANTS,
     ScheduleChanges,
     SQLAlchemyStore,
+    check_version,
     normalize_url,
 )
 from duetime.triggers import build_trigger, date_in_past_ok, normalize_spec
@@ -692,10 +693,16 @@ class Scheduler:
         job: str | None = None,
         enabled: bool | None = None,
         name_prefix: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[Schedule]:
-        """Return live schedules, oldest first; pass ``next_cursor`` back for the next page."""
+        """Return live schedules, oldest first; pass ``next_cursor`` back for the next page.
+
+        ``since``/``until`` keep schedules created in [since, until).
+        """
+        _check_window(since, until)
         if state is not None:
             state = _choice("state", state, [s.value for s in ScheduleState])
         if enabled is not None:
@@ -706,6 +713,8 @@ class Scheduler:
             job=job,
             enabled=enabled,
             name_prefix=name_prefix,
+            since=since,
+            until=until,
             limit=limit,
             cursor=cursor,
         )
@@ -719,8 +728,7 @@ class Scheduler:
         **changes: Any,
     ) -> Schedule:
         """Validate and apply ``changes``; timing edits recompute ``next_run_at`` from now."""
-        if expected_version is not None:
-            expected_version = _int("expected_version", expected_version, 1, 2**31 - 1)
+        expected_version = _version(expected_version)
         editor = check_creator(edited_by)
         now = self._now()
         return self.store.modify_schedule(
@@ -763,8 +771,12 @@ class Scheduler:
         _check_chain_target(merged["chain"], merged["name"])
         return _timing_changes(current, merged, values, now)
 
-    def delete_schedule(self, name_or_id: str) -> Schedule:
-        """Soft-delete: the name becomes reusable, pending runs are cancelled, history stays."""
+    def delete_schedule(self, name_or_id: str, *, expected_version: int | None = None) -> Schedule:
+        """Soft-delete: the name becomes reusable, pending runs are cancelled, history stays.
+
+        With ``expected_version`` a schedule at another version is left alone
+        (VersionMismatchError), judged in the same transaction as the delete.
+        """
         now = self._now()
         return self.store.modify_schedule(
             self.tenant,
@@ -772,17 +784,23 @@ class Scheduler:
             lambda _current: ScheduleChanges(
                 {"deleted_at": now, "next_run_at": None}, cancel_pending=True
             ),
+            expected_version=_version(expected_version),
         )
 
-    def pause(self, name_or_id: str) -> Schedule:
-        """Stop firing; pending runs are cancelled, running ones finish."""
-        return self.store.modify_schedule(self.tenant, name_or_id, _pause_changes)
+    def pause(self, name_or_id: str, *, expected_version: int | None = None) -> Schedule:
+        """Stop firing; pending runs are cancelled, running ones finish (see delete_schedule)."""
+        return self.store.modify_schedule(
+            self.tenant, name_or_id, _pause_changes, expected_version=_version(expected_version)
+        )
 
-    def resume(self, name_or_id: str) -> Schedule:
+    def resume(self, name_or_id: str, *, expected_version: int | None = None) -> Schedule:
         """Fire again from the next fire after now (an interval keeps its grid; no burst)."""
         now = self._now()
         return self.store.modify_schedule(
-            self.tenant, name_or_id, lambda current: _resume_changes(current, now)
+            self.tenant,
+            name_or_id,
+            lambda current: _resume_changes(current, now),
+            expected_version=_version(expected_version),
         )
 
     def next_fire_times(self, name_or_id: str, count: int = 5) -> list[datetime]:
@@ -825,22 +843,33 @@ class Scheduler:
         parameters: Mapping[str, Any] | None = None,
         *,
         triggered_by: str = TRUSTED_CREATOR,
+        expected_version: int | None = None,
     ) -> Run:
         """Create a ``manual`` run available now (works on a paused schedule).
 
         Overriding parameters of a privileged job (``duetime.shell``) needs the same
-        ``*:admin`` caller that creating it does.
+        ``*:admin`` caller that creating it does. With ``expected_version`` the run is
+        created only while the schedule is at that version (VersionMismatchError otherwise),
+        checked in the transaction that inserts the run.
         """
+        expected_version = _version(expected_version)
         schedule = self.get_schedule(name_or_id)
+        check_version(schedule, expected_version)
         params = dict(schedule.parameters)
         if parameters is not None:
             params.update(_json_object("parameters", parameters))
             by = check_creator(triggered_by)
             _job, params = self._check_job(schedule.job, params, by=by)
-        return self._new_run(schedule, RunKind.MANUAL, params)
+        return self._new_run(schedule, RunKind.MANUAL, params, expected_version=expected_version)
 
     def _new_run(
-        self, schedule: Schedule, kind: RunKind, parameters: Mapping[str, Any], **extra: Any
+        self,
+        schedule: Schedule,
+        kind: RunKind,
+        parameters: Mapping[str, Any],
+        *,
+        expected_version: int | None = None,
+        **extra: Any,
     ) -> Run:
         now = self._now()
         resolved = rows.resolve_run_settings(schedule, self._settings_source(schedule.job))
@@ -861,7 +890,7 @@ class Scheduler:
             retry_backoff=schedule.retry_backoff,
             **extra,
         )
-        return self.store.insert_run(values)
+        return self.store.insert_run(values, expected_version=expected_version)
 
     def rerun(self, run_id: str) -> Run:
         """Run a finished run again (kind ``rerun``, ``parent_run_id`` set)."""
@@ -892,9 +921,14 @@ class Scheduler:
         limit: int = 100,
         cursor: str | None = None,
         *,
+        job: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
     ) -> Page[Run]:
-        """Return runs, newest first, optionally of one schedule (name or id) and state(s)."""
+        """Return runs, newest first, optionally of one schedule (name or id), job and state(s).
+
+        ``since``/``until`` keep runs created in [since, until).
+        """
         schedule_id = None
         if schedule is not None:
             schedule_id = self.store.get_schedule(self.tenant, schedule, include_deleted=True).id
@@ -902,13 +936,14 @@ class Scheduler:
         if state is not None:
             given = [state] if isinstance(state, str) else list(state)
             states = [_choice("state", s, [r.value for r in RunState]) for s in given]
-        if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
-            raise ValidationError("must be a tz-aware datetime", field="since")
+        _check_window(since, until)
         return self.store.list_runs(
             self.tenant,
             schedule_id=schedule_id,
             states=states,
+            job=job,
             since=since,
+            until=until,
             limit=limit,
             cursor=cursor,
         )
@@ -1196,6 +1231,20 @@ def _timing_changed(
     )
 
 
+def _version(expected_version: object) -> int | None:
+    """Validate an optional ``expected_version`` (a positive integer)."""
+    if expected_version is None:
+        return None
+    return _int("expected_version", expected_version, 1, 2**31 - 1)
+
+
+def _check_window(since: object, until: object) -> None:
+    """``since``/``until`` must be tz-aware datetimes (either may be None)."""
+    for field, value in (("since", since), ("until", until)):
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+            raise ValidationError("must be a tz-aware datetime", field=field)
+
+
 def _pause_changes(current: Schedule) -> ScheduleChanges | None:
     if not current.enabled:
         return None
@@ -1275,17 +1324,21 @@ class AsyncScheduler:
         """See :meth:`Scheduler.update_schedule`."""
         return await self._call(self._sync.update_schedule, *args, **kwargs)
 
-    async def delete_schedule(self, name_or_id: str) -> Schedule:
+    async def delete_schedule(
+        self, name_or_id: str, *, expected_version: int | None = None
+    ) -> Schedule:
         """See :meth:`Scheduler.delete_schedule`."""
-        return await self._call(self._sync.delete_schedule, name_or_id)
+        return await self._call(
+            self._sync.delete_schedule, name_or_id, expected_version=expected_version
+        )
 
-    async def pause(self, name_or_id: str) -> Schedule:
+    async def pause(self, name_or_id: str, *, expected_version: int | None = None) -> Schedule:
         """See :meth:`Scheduler.pause`."""
-        return await self._call(self._sync.pause, name_or_id)
+        return await self._call(self._sync.pause, name_or_id, expected_version=expected_version)
 
-    async def resume(self, name_or_id: str) -> Schedule:
+    async def resume(self, name_or_id: str, *, expected_version: int | None = None) -> Schedule:
         """See :meth:`Scheduler.resume`."""
-        return await self._call(self._sync.resume, name_or_id)
+        return await self._call(self._sync.resume, name_or_id, expected_version=expected_version)
 
     async def get_schedule(self, name_or_id: str) -> Schedule:
         """See :meth:`Scheduler.get_schedule`."""
@@ -1301,10 +1354,15 @@ class AsyncScheduler:
         parameters: Mapping[str, Any] | None = None,
         *,
         triggered_by: str = TRUSTED_CREATOR,
+        expected_version: int | None = None,
     ) -> Run:
         """See :meth:`Scheduler.trigger`."""
         return await self._call(
-            self._sync.trigger, name_or_id, parameters, triggered_by=triggered_by
+            self._sync.trigger,
+            name_or_id,
+            parameters,
+            triggered_by=triggered_by,
+            expected_version=expected_version,
         )
 
     async def rerun(self, run_id: str) -> Run:

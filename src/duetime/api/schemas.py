@@ -208,6 +208,8 @@ class ScheduleListQuery(BaseModel):
     job: str | None = Field(None, max_length=200)
     enabled: bool | None = None
     name_prefix: str | None = Field(None, max_length=200, description="Names starting so.")
+    since: Instant | None = Field(None, description="Created at or after.")
+    until: Instant | None = Field(None, description="Created before.")
 
 
 class RunListQuery(BaseModel):
@@ -222,7 +224,9 @@ class RunListQuery(BaseModel):
     tenant: str | None = Field(None, max_length=200, description="Only this tenant.")
     schedule: str | None = Field(None, max_length=200, description="A schedule's id or name.")
     state: list[RunState] | None = Field(None, description="One or more states.")
+    job: str | None = Field(None, max_length=200, description="Only runs of this job type.")
     since: Instant | None = Field(None, description="Created at or after.")
+    until: Instant | None = Field(None, description="Created before.")
 
 
 # ------------------------------------------------------------------------ responses

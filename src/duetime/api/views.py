@@ -59,7 +59,9 @@ class RunFilters:
 
     schedule: str | None = None
     states: Sequence[RunState] | None = None
+    job: str | None = None
     since: datetime | None = None
+    until: datetime | None = None
 
 
 def run_page(view: Any, filters: RunFilters, limit: int, cursor: str | None) -> Response:
@@ -67,7 +69,9 @@ def run_page(view: Any, filters: RunFilters, limit: int, cursor: str | None) -> 
     page = view.get_runs(
         schedule=filters.schedule,
         state=[s.value for s in filters.states] if filters.states else None,
+        job=filters.job,
         since=filters.since,
+        until=filters.until,
         limit=limit,
         cursor=cursor,
     )

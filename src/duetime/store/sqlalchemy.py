@@ -332,10 +332,15 @@ class SQLAlchemyStore:
         job: str | None = None,
         enabled: bool | None = None,
         name_prefix: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
     ) -> Page[Schedule]:
-        """Return live schedules, oldest first, one keyset page at a time."""
+        """Return live schedules, oldest first, one keyset page at a time.
+
+        ``since``/``until`` bound ``created_at`` to the half-open window [since, until).
+        """
         s = t.schedules
         query = sa.select(s).where(_tenant_is(s, tenant), s.c.deleted_at.is_(None))
         if state is not None:
@@ -347,6 +352,7 @@ class SQLAlchemyStore:
         if name_prefix:
             escaped = name_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(s.c.name.like(f"{escaped}%", escape="\\"))
+        query = _created_within(query, s, since, until)
         query = _after_cursor(query, s, cursor, descending=False)
         return self._page(query, s, limit, row_to_schedule, descending=False)
 
@@ -390,7 +396,7 @@ class SQLAlchemyStore:
                     self._schedule_row(conn, tenant, name_or_id, for_update=True)
                 )
                 name = current.name
-                _check_version(current, expected_version)
+                check_version(current, expected_version)
                 changes = change(current)
                 if changes is None:
                     return current
@@ -447,26 +453,38 @@ class SQLAlchemyStore:
             return [row_to_schedule(row) for row in conn.execute(query)]
 
     # ------------------------------------------------------------ runs
-    def insert_run(self, values: Mapping[str, Any]) -> Run:
+    def insert_run(self, values: Mapping[str, Any], *, expected_version: int | None = None) -> Run:
         """Insert one run row (from :func:`rows.new_run_values`) and signal the change.
 
         The run's schedule must still be live in the same transaction (NotFoundError
-        otherwise): a delete racing a run-now leaves no orphan pending run.
+        otherwise): a delete racing a run-now leaves no orphan pending run. With
+        ``expected_version`` the schedule must also still be at that version
+        (VersionMismatchError otherwise), checked under the same lock.
         """
         with self.write() as conn:
             if values.get("schedule_id") is not None:
-                self._lock_live_schedule(conn, values["schedule_id"])
+                self._lock_live_schedule(conn, values["schedule_id"], expected_version)
             conn.execute(sa.insert(t.runs).values(**values))
             self.changed(conn)
         return row_to_run(values)
 
-    def _lock_live_schedule(self, conn: sa.Connection, schedule_id: str) -> None:
+    def _lock_live_schedule(
+        self, conn: sa.Connection, schedule_id: str, expected_version: int | None = None
+    ) -> None:
         s = t.schedules
-        query = sa.select(s.c.id).where(s.c.id == schedule_id, s.c.deleted_at.is_(None))
+        query = sa.select(s.c.name, s.c.version).where(
+            s.c.id == schedule_id, s.c.deleted_at.is_(None)
+        )
         if self.dialect == "postgresql":
             query = query.with_for_update()
-        if conn.execute(query).first() is None:
+        row = conn.execute(query).first()
+        if row is None:
             raise NotFoundError(f"schedule {schedule_id} was deleted")
+        if expected_version is not None and row.version != expected_version:
+            raise VersionMismatchError(
+                f"schedule {row.name!r} is at version {row.version}, not {expected_version}",
+                current_version=row.version,
+            )
 
     def get_run(self, tenant: str, run_id: str) -> Run:
         """Return a run by id (NotFoundError when absent or another tenant's)."""
@@ -483,19 +501,22 @@ class SQLAlchemyStore:
         *,
         schedule_id: str | None = None,
         states: Iterable[str] | None = None,
+        job: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
     ) -> Page[Run]:
-        """Return runs, newest first, one keyset page at a time."""
+        """Return runs, newest first, one keyset page at a time (created in [since, until))."""
         r = t.runs
         query = sa.select(r).where(_tenant_is(r, tenant))
         if schedule_id is not None:
             query = query.where(r.c.schedule_id == schedule_id)
         if states is not None:
             query = query.where(r.c.state.in_(list(states)))
-        if since is not None:
-            query = query.where(r.c.created_at >= since)
+        if job is not None:
+            query = query.where(r.c.job == job)
+        query = _created_within(query, r, since, until)
         query = _after_cursor(query, r, cursor, descending=True)
         return self._page(query, r, limit, row_to_run, descending=True)
 
@@ -759,6 +780,17 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return instant, row_id
 
 
+def _created_within(
+    query: sa.Select[Any], table: sa.Table, since: datetime | None, until: datetime | None
+) -> sa.Select[Any]:
+    """Keep rows created in [since, until) (either bound optional)."""
+    if since is not None:
+        query = query.where(table.c.created_at >= since)
+    if until is not None:
+        query = query.where(table.c.created_at < until)
+    return query
+
+
 def _after_cursor(
     query: sa.Select[Any], table: sa.Table, cursor: str | None, *, descending: bool
 ) -> sa.Select[Any]:
@@ -777,7 +809,8 @@ def _ambiguous(first: sa.Row[Any], second: sa.Row[Any]) -> bool:
     return same_liveness and first.tenant != second.tenant
 
 
-def _check_version(current: Schedule, expected: int | None) -> None:
+def check_version(current: Schedule, expected: int | None) -> None:
+    """Raise VersionMismatchError unless ``current`` is at ``expected`` (None: any)."""
     if expected is not None and expected != current.version:
         raise VersionMismatchError(
             f"schedule {current.name!r} is at version {current.version}, not {expected}",

@@ -27,7 +27,9 @@ def list_runs(
     view = view_for_filter(scheduler, principal, q.tenant)
     if view is None:
         return model_response(RunPage(items=[], next_cursor=None))
-    filters = RunFilters(schedule=q.schedule, states=q.state, since=q.since)
+    filters = RunFilters(
+        schedule=q.schedule, states=q.state, job=q.job, since=q.since, until=q.until
+    )
     return run_page(view, filters, q.limit, q.cursor)
 
 

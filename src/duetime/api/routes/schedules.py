@@ -38,7 +38,6 @@ from duetime.api.views import (
     tenant_view,
     view_for_filter,
 )
-from duetime.errors import VersionMismatchError
 from duetime.models import RunState
 
 router = APIRouter(prefix="/schedules", tags=["schedules"], responses=COMMON_ERRORS)
@@ -66,6 +65,8 @@ def list_schedules(
         job=q.job,
         enabled=q.enabled,
         name_prefix=q.name_prefix,
+        since=q.since,
+        until=q.until,
         limit=q.limit,
         cursor=q.cursor,
     )
@@ -169,31 +170,20 @@ def _guarded(
     id: str,
     if_match: str | None,
     body: PreconditionBody | TriggerRequest | ActionRequest | None,
-) -> str:
-    """Return the reference to act on after checking preconditions (412 when stale).
+) -> tuple[str, int | None]:
+    """Return the reference to act on and the version it must still be at (None: any).
 
-    Without preconditions the facade resolves ``id`` (name or id, in the caller's tenant)
-    itself. The facade's pause/resume/delete/trigger take no expected version yet, so a
-    precondition is checked by reading the current version first.
+    The facade checks the version in the transaction that acts, so a change in between
+    is a 412, never lost. Only ``expected_updated_at`` needs the schedule read first, to
+    turn the instant into the version it names.
     """
-    has_body_precondition = body is not None and (
-        body.expected_version is not None or body.expected_updated_at is not None
-    )
-    if if_match is None and not has_body_precondition:
-        return id
+    version = body.expected_version if body else None
+    updated_at = body.expected_updated_at if body else None
+    if updated_at is None:
+        return id, expected_version(if_match, version, None, None)
     current = view.get_schedule(id)
-    wanted = expected_version(
-        if_match,
-        body.expected_version if body else None,
-        body.expected_updated_at if body else None,
-        (current.version, current.updated_at),
-    )
-    if wanted is not None and wanted != current.version:
-        raise VersionMismatchError(
-            f"expected version {wanted}, the schedule is at version {current.version}",
-            current_version=current.version,
-        )
-    return str(current.id)
+    wanted = expected_version(if_match, version, updated_at, (current.version, current.updated_at))
+    return str(current.id), wanted
 
 
 @router.delete("/{id}", status_code=204, responses=_WRITE, summary="Delete a schedule")
@@ -206,23 +196,25 @@ def delete_schedule(
 ) -> Response:
     """Soft-delete: pending runs are cancelled, history stays until retention."""
     view = tenant_view(scheduler, principal)
-    current = _guarded(view, id, if_match, body)
-    view.delete_schedule(current)
+    ref, wanted = _guarded(view, id, if_match, body)
+    view.delete_schedule(ref, expected_version=wanted)
     return Response(status_code=204)
 
 
-def _pause(view: Any, ref: str) -> Response:
-    schedule = view.pause(ref)
+def _pause(view: Any, ref: str, wanted: int | None) -> Response:
+    schedule = view.pause(ref, expected_version=wanted)
     return model_response(ScheduleOut.of(schedule), headers=etag(schedule))
 
 
-def _resume(view: Any, ref: str) -> Response:
-    schedule = view.resume(ref)
+def _resume(view: Any, ref: str, wanted: int | None) -> Response:
+    schedule = view.resume(ref, expected_version=wanted)
     return model_response(ScheduleOut.of(schedule), headers=etag(schedule))
 
 
-def _trigger(view: Any, ref: str, parameters: Any, principal: Principal) -> Response:
-    run = view.trigger(ref, parameters, triggered_by=principal.label)
+def _trigger(
+    view: Any, ref: str, wanted: int | None, parameters: Any, principal: Principal
+) -> Response:
+    run = view.trigger(ref, parameters, triggered_by=principal.label, expected_version=wanted)
     return model_response(RunOut.of(run), status=201)
 
 
@@ -236,8 +228,7 @@ def pause_schedule(
 ) -> Response:
     """Stop firing; pending runs are cancelled, running ones finish."""
     view = tenant_view(scheduler, principal)
-    current = _guarded(view, id, if_match, body)
-    return _pause(view, current)
+    return _pause(view, *_guarded(view, id, if_match, body))
 
 
 @router.post("/{id}/resume", response_model=ScheduleOut, responses=_WRITE, summary="Resume")
@@ -250,8 +241,7 @@ def resume_schedule(
 ) -> Response:
     """Fire again from the next fire after now (no burst of old fires)."""
     view = tenant_view(scheduler, principal)
-    current = _guarded(view, id, if_match, body)
-    return _resume(view, current)
+    return _resume(view, *_guarded(view, id, if_match, body))
 
 
 @router.post(
@@ -266,8 +256,8 @@ def trigger_schedule(
 ) -> Response:
     """Create a ``manual`` run now (also on a paused schedule)."""
     view = tenant_view(scheduler, principal)
-    current = _guarded(view, id, if_match, body)
-    return _trigger(view, current, body.parameters if body else None, principal)
+    ref, wanted = _guarded(view, id, if_match, body)
+    return _trigger(view, ref, wanted, body.parameters if body else None, principal)
 
 
 @router.post(
@@ -285,12 +275,12 @@ def schedule_action(
 ) -> Response:
     """One endpoint for the actions (enable = resume, disable = pause)."""
     view = tenant_view(scheduler, principal)
-    current = _guarded(view, id, if_match, body)
+    ref, wanted = _guarded(view, id, if_match, body)
     if body.action == "trigger":
-        return _trigger(view, current, body.parameters, principal)
+        return _trigger(view, ref, wanted, body.parameters, principal)
     if body.action in ("pause", "disable"):
-        return _pause(view, current)
-    return _resume(view, current)
+        return _pause(view, ref, wanted)
+    return _resume(view, ref, wanted)
 
 
 @router.get("/{id}/runs", response_model=RunPage, responses=_ONE, summary="A schedule's runs")
@@ -302,11 +292,12 @@ def schedule_runs(
     cursor: Cursor = None,
     state: Annotated[list[RunState] | None, Query()] = None,
     since: Annotated[Instant | None, Query(description="created at or after")] = None,
+    until: Annotated[Instant | None, Query(description="created before")] = None,
 ) -> Response:
     """Runs of one schedule, newest first."""
     view = tenant_view(scheduler, principal)
     schedule = view.get_schedule(id)
-    filters = RunFilters(schedule=schedule.id, states=state, since=since)
+    filters = RunFilters(schedule=schedule.id, states=state, since=since, until=until)
     return run_page(view, filters, limit, cursor)
 
 
