@@ -990,9 +990,14 @@ def _plan_and_apply(
     dry_run: bool,
     progress: Callable[[int, int], None] | None,
 ) -> Plan:
-    from duetime.store.manifest_ops import bulk_write
+    from duetime.store.manifest_ops import bulk_write, live_schedules
 
-    with bulk_write(scheduler.store, rollback=dry_run) as bulk:
+    with scheduler.store.read() as conn:  # an unchanged reload takes no write lock
+        plan = compute_plan(desired, live_schedules(conn, scheduler.tenant), prune=prune)
+    if not plan.has_changes:
+        plan.dry_run, plan.applied = dry_run, not dry_run
+        return plan
+    with bulk_write(scheduler.store, rollback=dry_run) as bulk:  # re-read under the lock
         existing = bulk.live_schedules(scheduler.tenant)
         plan = compute_plan(desired, existing, prune=prune, dry_run=dry_run)
         if plan.has_changes:

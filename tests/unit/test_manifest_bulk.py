@@ -230,3 +230,24 @@ def test_many_updates_of_the_same_columns_go_in_one_statement(scheduler: Schedul
     plan = load_manifest(scheduler, {"schedules": [entry(n, priority=3) for n in names]})
     assert plan.counts()["update"] == 7
     assert {(s.priority, s.version) for s in live(scheduler).values()} == {(3, 2)}
+
+
+def test_an_unchanged_reload_takes_no_write_lock(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from duetime.store import sqlalchemy as store_module
+
+    monkeypatch.setattr(store_module, "SQLITE_BUSY_TIMEOUT_MS", 200)  # fail fast if it waits
+    monkeypatch.setattr(store_module, "SQLITE_BEGIN_ATTEMPTS", 1)
+    data = {"schedules": [entry("a"), entry("b")]}
+    with Scheduler(sqlite_url) as facade:
+        load_manifest(facade, data)
+        blocker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # an engine busy writing
+        try:
+            assert load_manifest(facade, data).counts()["unchanged"] == 2
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()

@@ -103,9 +103,7 @@ class BulkStore:
 
     def live_schedules(self, tenant: str) -> list[Schedule]:
         """Every live schedule of ``tenant`` (``*`` = all), read in the transaction."""
-        s = t.schedules
-        query = sa.select(s).where(_tenant_is(s, tenant), s.c.deleted_at.is_(None))
-        found = [row_to_schedule(row) for row in self.conn.execute(query)]
+        found = live_schedules(self.conn, tenant)
         self.current = {item.id: item for item in found}
         return found
 
@@ -225,6 +223,13 @@ def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[An
         dialect
     )
     return processor
+
+
+def live_schedules(conn: sa.Connection, tenant: str) -> list[Schedule]:
+    """Every live schedule of ``tenant`` (``*`` = all), in one query."""
+    s = t.schedules
+    query = sa.select(s).where(_tenant_is(s, tenant), s.c.deleted_at.is_(None))
+    return [row_to_schedule(row) for row in conn.execute(query)]
 
 
 def _update(conn: sa.Connection, changes: list[_Change], now: datetime) -> None:
