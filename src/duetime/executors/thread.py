@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from itertools import count
 
@@ -24,7 +25,10 @@ _CO_OP = "the handler was asked to stop (ctx.cancelled) and keeps its slot until
 
 
 class ThreadExecutor:
-    """Runs each request in its own daemon thread, at most ``concurrency`` at once.
+    """Runs requests on up to ``concurrency`` long-lived daemon worker threads.
+
+    Workers start on demand (one per slot at most) and are reused: a run costs a queue
+    hand-over, not a thread start.
 
     Timeouts and cancellation are **cooperative**: a thread cannot be killed. At the deadline
     (measured with ``clock.monotonic()``) the run is reported ``timed_out`` at once and
@@ -53,6 +57,8 @@ class ThreadExecutor:
         self._stopping = False
         self._watcher: threading.Thread | None = None
         self._ids = count(1)
+        self._queue: queue.SimpleQueue[ActiveRun | None] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
 
     def start(self, on_outcome: OutcomeCallback) -> None:
         """Start the deadline watcher; outcomes go to ``on_outcome``."""
@@ -75,26 +81,35 @@ class ThreadExecutor:
             return self.concurrency - len(self._active)
 
     def submit(self, request: ExecutionRequest) -> None:
-        """Start ``request`` in a new thread; RuntimeError when no slot is free."""
+        """Hand ``request`` to a worker thread; RuntimeError when no slot is free."""
         with self._cond:
             self._check_can_accept(request)
             active = ActiveRun(request, self._clock.now(), deadline_for(request, self._clock))
             self._active[request.run_id] = active
             self._cond.notify_all()
-        thread = threading.Thread(
-            target=self._run,
-            args=(active,),
-            name=f"duetime-thread-{next(self._ids)}",
-            daemon=True,
-        )
-        active.handle = thread
-        try:
-            thread.start()
-        except BaseException:  # e.g. "can't start new thread": give the slot back
-            with self._cond:
+            try:
+                self._ensure_worker()
+            except BaseException:  # e.g. "can't start new thread": give the slot back
                 self._active.pop(request.run_id, None)
                 self._cond.notify_all()
-            raise
+                raise
+        self._queue.put(active)
+
+    def _ensure_worker(self) -> None:
+        """Start one more worker while fewer workers exist than held slots (lock held)."""
+        if len(self._workers) >= len(self._active):
+            return
+        worker = threading.Thread(
+            target=self._work, name=f"duetime-thread-{next(self._ids)}", daemon=True
+        )
+        worker.start()
+        self._workers.append(worker)
+
+    def _work(self) -> None:
+        """Worker thread: execute queued runs until a ``None`` tells it to stop."""
+        while (active := self._queue.get()) is not None:
+            active.handle = threading.current_thread()
+            self._run(active)
 
     def _check_can_accept(self, request: ExecutionRequest) -> None:
         if not self._started or self._stopping:
@@ -181,5 +196,8 @@ class ThreadExecutor:
         with self._cond:
             self._active.clear()  # abandoned threads are daemons; their results are ignored
             self._cond.notify_all()
+            workers, self._workers = self._workers, []
+        for _ in workers:  # each worker takes one and exits (a busy one when it returns)
+            self._queue.put(None)
         if self._watcher is not None:
             self._watcher.join(timeout=SUPERVISOR_TICK_SECONDS * 5)

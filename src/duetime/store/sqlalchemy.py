@@ -150,7 +150,9 @@ def _create_engine(url: str) -> sa.Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, isolation_level="READ COMMITTED")
+    # No pool_pre_ping (a round trip per checkout): a dropped connection fails one
+    # transaction, SQLAlchemy invalidates the pool, and callers retry (the engine does).
+    return sa.create_engine(url, isolation_level="READ COMMITTED")
 
 
 def _is_locked(exc: OperationalError) -> bool:
