@@ -171,6 +171,13 @@ runs = Table(
         sqlite_where=text("state = 'pending'"),
         postgresql_where=text("state = 'pending'"),
     ),
+    Index(  # the claim's order: each priority segment is one range scan, no backlog scan
+        "ix_duetime_runs_claim_priority",
+        "priority",
+        "available_at",
+        sqlite_where=text("state = 'pending'"),
+        postgresql_where=text("state = 'pending'"),
+    ),
     Index(
         "ix_duetime_runs_leases",
         "lease_expires_at",
