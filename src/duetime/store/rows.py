@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from operator import itemgetter
+from typing import Any, TypeVar
 
 from duetime.models import (
     Overlap,
@@ -23,31 +24,60 @@ DEFAULT_TIMEOUT_SECONDS = 1800.0
 DEFAULT_MAX_ATTEMPTS = 1
 
 _SCHEDULE_FIELDS = tuple(Schedule.__dataclass_fields__)
-_RUN_FIELDS = tuple(f for f in Run.__dataclass_fields__ if f != "error")
+_RUN_READ_FIELDS = tuple(Run.__dataclass_fields__)
+T = TypeVar("T")
 
 
-def _mapping(row: Any) -> Mapping[str, Any]:
-    """Return a SQLAlchemy Row (or any mapping) as a read-only mapping."""
-    mapping = getattr(row, "_mapping", row)
-    if not isinstance(mapping, Mapping):
+def _as_dict(row: Any) -> dict[str, Any]:
+    """Copy a SQLAlchemy Row (or any mapping) into a plain dict, once.
+
+    Key lookups on a dict are several times cheaper than on a Row's mapping, and a
+    listing converts every field of every row.
+    """
+    as_dict = getattr(row, "_asdict", None)
+    if as_dict is not None:
+        values: dict[str, Any] = as_dict()
+        return values
+    if not isinstance(row, Mapping):
         raise TypeError(f"expected a row or mapping, got {type(row).__name__}")
-    return mapping
+    return dict(row)
 
 
 def row_to_schedule(row: Any) -> Schedule:
     """Build a :class:`Schedule` from a ``duetime_schedules`` row."""
-    m = _mapping(row)
-    values = {name: m[name] for name in _SCHEDULE_FIELDS if name in m}
-    values["parameters"] = dict(m["parameters"] or {})
-    values["trigger"] = dict(m["trigger"] or {})
-    values["chain"] = list(m["chain"] or [])
-    values["labels"] = dict(m["labels"] or {})
-    values["overlap"] = Overlap(m["overlap"])
-    values["source"] = Source(m["source"])
-    values["state"] = ScheduleState(m["state"])
-    last = m.get("last_run_state")
+    m = _as_dict(row)
+    return _schedule_from({name: m[name] for name in _SCHEDULE_FIELDS if name in m})
+
+
+def _schedule_from(values: dict[str, Any]) -> Schedule:
+    """Finish ``values`` (the row's Schedule fields, a dict of our own) into a Schedule."""
+    values["parameters"] = dict(values["parameters"] or {})
+    values["trigger"] = dict(values["trigger"] or {})
+    values["chain"] = list(values["chain"] or [])
+    values["labels"] = dict(values["labels"] or {})
+    values["overlap"] = Overlap(values["overlap"])
+    values["source"] = Source(values["source"])
+    values["state"] = ScheduleState(values["state"])
+    last = values.get("last_run_state")
     values["last_run_state"] = RunState(last) if last else None
     return Schedule(**values)
+
+
+def _reader(
+    keys: Sequence[str], fields: tuple[str, ...], finish: Callable[[dict[str, Any]], T]
+) -> Callable[[Sequence[Any]], T]:
+    """A converter of result rows with these ``keys``: one tuple pick per row, no lookups."""
+    present = tuple(name for name in fields if name in keys)
+    positions = [list(keys).index(name) for name in present]
+    if len(positions) == 1:  # itemgetter of one index returns the bare value
+        return lambda row: finish({present[0]: row[positions[0]]})
+    pick = itemgetter(*positions)
+    return lambda row: finish(dict(zip(present, pick(row), strict=True)))
+
+
+def schedule_reader(keys: Sequence[str]) -> Callable[[Sequence[Any]], Schedule]:
+    """:func:`row_to_schedule` for many rows of one result (``keys`` = its column names)."""
+    return _reader(keys, _SCHEDULE_FIELDS, _schedule_from)
 
 
 def _run_error(value: Any) -> RunError | None:
@@ -64,13 +94,24 @@ def _run_error(value: Any) -> RunError | None:
 
 def row_to_run(row: Any) -> Run:
     """Build a :class:`Run` from a ``duetime_runs`` row."""
-    m = _mapping(row)
-    values = {name: m[name] for name in _RUN_FIELDS if name in m}
-    values["parameters"] = dict(m["parameters"] or {})
-    values["kind"] = RunKind(m["kind"])
-    values["state"] = RunState(m["state"])
-    values["cancel_requested"] = bool(m.get("cancel_requested", False))
-    return Run(error=_run_error(m.get("error")), **values)
+    m = _as_dict(row)
+    values = {name: m[name] for name in _RUN_READ_FIELDS if name in m}
+    return _run_from(values)
+
+
+def _run_from(values: dict[str, Any]) -> Run:
+    """Finish ``values`` (the row's Run fields and ``error``) into a Run."""
+    values["parameters"] = dict(values["parameters"] or {})
+    values["kind"] = RunKind(values["kind"])
+    values["state"] = RunState(values["state"])
+    values["cancel_requested"] = bool(values.get("cancel_requested", False))
+    values["error"] = _run_error(values.get("error"))
+    return Run(**values)
+
+
+def run_reader(keys: Sequence[str]) -> Callable[[Sequence[Any]], Run]:
+    """:func:`row_to_run` for many rows of one result (``keys`` = its column names)."""
+    return _reader(keys, _RUN_READ_FIELDS, _run_from)
 
 
 def _schedule_ref(schedule: Schedule | Any | None) -> tuple[str | None, str | None]:
@@ -79,7 +120,7 @@ def _schedule_ref(schedule: Schedule | Any | None) -> tuple[str | None, str | No
         return None, None
     if isinstance(schedule, Schedule):
         return schedule.id, schedule.name
-    m = _mapping(schedule)
+    m = _as_dict(schedule)
     return m["id"], m.get("name")
 
 

@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,7 +36,7 @@ from duetime.errors import (
 )
 from duetime.models import ACTIVE_RUN_STATES, Page, Run, RunState, Schedule, ScheduleState
 from duetime.store import tables as t
-from duetime.store.rows import row_to_run, row_to_schedule
+from duetime.store.rows import row_to_run, row_to_schedule, run_reader, schedule_reader
 
 log = logging.getLogger(__name__)
 
@@ -356,14 +356,14 @@ class SQLAlchemyStore:
             query = query.where(s.c.name.like(f"{escaped}%", escape="\\"))
         query = _created_within(query, s, since, until)
         query = _after_cursor(query, s, cursor, descending=False)
-        return self._page(query, s, limit, row_to_schedule, descending=False)
+        return self._page(query, s, limit, schedule_reader, descending=False)
 
     def _page(
         self,
         query: sa.Select[Any],
         table: sa.Table,
         limit: int,
-        convert: Callable[[Any], T],
+        reader: Callable[[Sequence[str]], Callable[[Any], T]],
         *,
         descending: bool,
     ) -> Page[T]:
@@ -371,10 +371,12 @@ class SQLAlchemyStore:
         keys = (table.c.created_at, table.c.id)
         order = [k.desc() for k in keys] if descending else list(keys)
         with self.read() as conn:
-            found = conn.execute(query.order_by(*order).limit(limit + 1)).all()
+            result = conn.execute(query.order_by(*order).limit(limit + 1))
+            columns, found = list(result.keys()), result.all()
         more = len(found) > limit
         found = found[:limit]
         next_cursor = encode_cursor(found[-1].created_at, found[-1].id) if more else None
+        convert = reader(columns)
         return Page([convert(row) for row in found], next_cursor)
 
     def modify_schedule(
@@ -520,7 +522,7 @@ class SQLAlchemyStore:
             query = query.where(r.c.job == job)
         query = _created_within(query, r, since, until)
         query = _after_cursor(query, r, cursor, descending=True)
-        return self._page(query, r, limit, row_to_run, descending=True)
+        return self._page(query, r, limit, run_reader, descending=True)
 
     def request_cancel(self, tenant: str, run_id: str) -> Run:
         """Cancel a pending run, or ask the engine to stop a running one.

@@ -96,3 +96,20 @@ def test_resolve_run_settings_schedule_then_job_then_instance(
     schedule_kw: dict[str, object], source: object, expected: dict[str, object]
 ) -> None:
     assert rows.resolve_run_settings(_schedule(**schedule_kw), source) == expected
+
+
+def test_readers_match_row_conversion_whatever_the_column_order() -> None:
+    schedule = _schedule(parameters={"a": 1}, labels={"team": "x"}, chain=["b"])
+    row = {**schedule.to_dict(), "created_by": "*:admin"}  # a column the domain lacks
+    row.update(overlap="skip", source="api", state="active", last_run_state="failed")
+    keys = sorted(row, reverse=True)
+    converted = rows.schedule_reader(keys)(tuple(row[k] for k in keys))
+    assert converted == rows.row_to_schedule(row)
+    assert converted.last_run_state == RunState.FAILED
+    run_row = {c.name: None for c in runs.c} | _run_values()
+    run_row["error"] = {"type": "E", "message": "m"}
+    run_keys = list(reversed(list(run_row)))
+    run = rows.run_reader(run_keys)(tuple(run_row[k] for k in run_keys))
+    assert run == rows.row_to_run(run_row)
+    assert run.error is not None
+    assert run.error.type == "E"
