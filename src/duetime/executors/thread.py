@@ -86,7 +86,8 @@ class ThreadExecutor:
             self._check_can_accept(request)
             active = ActiveRun(request, self._clock.now(), deadline_for(request, self._clock))
             self._active[request.run_id] = active
-            self._cond.notify_all()
+            if active.deadline is not None:  # only a new deadline concerns the watcher
+                self._cond.notify_all()
             try:
                 self._ensure_worker()
             except BaseException:  # e.g. "can't start new thread": give the slot back
@@ -127,7 +128,8 @@ class ThreadExecutor:
         finally:
             with self._cond:  # free the slot first: the engine refills it on the outcome
                 self._active.pop(active.request.run_id, None)
-                self._cond.notify_all()
+                if self._stopping:  # only shutdown waits for slots to free
+                    self._cond.notify_all()
         self._reporter.report(active, result)
 
     def cancel(self, run_id: str) -> bool:
