@@ -397,8 +397,8 @@ def _pending_candidates(
 
     Read in three segments — priority above 0, equal to 0 (the default: one index range
     scan in available_at order, no sort of the whole backlog), below 0 — so the common case
-    stays cheap with a deep backlog. Only the columns the choice needs are read here;
-    :func:`_full_runs` loads the chosen ones.
+    stays cheap with a deep backlog (index ``ix_duetime_runs_claim_priority``). Whole rows
+    are read here, so the chosen runs need no second query; only those become models.
     """
     r = t.runs.c
     segments: list[tuple[Any, list[Any]]] = [
@@ -411,31 +411,28 @@ def _pending_candidates(
         if len(found) >= limit:
             break
         query = (
-            sa.select(r.id, r.schedule_id)
+            sa.select(t.runs)
             .where(PENDING, r.available_at <= now, condition)
             .order_by(*order)
             .limit(limit - len(found))
         )
         rows = conn.execute(_locked(store, query, skip=True))
-        found.extend(_Candidate(row.id, row.schedule_id) for row in rows)
+        found.extend(_Candidate(row.id, row.schedule_id, row) for row in rows)
     return found
 
 
 @dataclass(frozen=True, slots=True)
 class _Candidate:
-    """A pending run that may start: its id and schedule."""
+    """A pending run that may start: its id, schedule and (locked) row."""
 
     id: str
     schedule_id: str | None
+    row: Any
 
 
-def _full_runs(conn: sa.Connection, chosen: list[_Candidate]) -> list[Run]:
-    """Load the chosen runs (already locked by the candidate query), in the chosen order."""
-    if not chosen:
-        return []
-    rows = conn.execute(sa.select(t.runs).where(t.runs.c.id.in_([c.id for c in chosen])))
-    found = {row.id: row_to_run(row) for row in rows}
-    return [found[c.id] for c in chosen if c.id in found]
+def _full_runs(chosen: list[_Candidate]) -> list[Run]:
+    """The chosen runs as models, in the chosen order."""
+    return [row_to_run(c.row) for c in chosen]
 
 
 def _instance_room(
@@ -476,7 +473,7 @@ def claim_runs(
             return []
         schedule_ids = sorted({c.schedule_id for c in candidates if c.schedule_id})
         chosen = _within_limits(candidates, _instance_room(store, conn, schedule_ids), slots)
-        runs = _full_runs(conn, chosen)
+        runs = _full_runs(chosen)
         # no change signal: a claim only takes work away from other engines
         return _start(conn, runs, now=now, worker=worker, lease_seconds=lease_seconds)
 
