@@ -11,6 +11,8 @@
 Every number is the median of three rounds. PostgreSQL runs when ``DUETIME_BENCH_POSTGRES_URL``
 (or ``DUETIME_TEST_POSTGRES_URL``) names a server; each round gets a fresh database.
 ``DUETIME_BENCH_SIZES=1000,10000,50000`` changes the throughput sizes;
+``DUETIME_BENCH_WORKERS=100`` gives both schedulers 100 slots instead of 10 (100 schedules due
+in the same second cannot all start within 20 ms through 10 slots);
 ``DUETIME_BENCH_EXECUTOR=pool`` measures the engine with a bench-only pooled thread executor
 (engine cost without per-run thread creation). Results go to ``bench/results/engine.json``
 (``engine-pool.json``).
@@ -46,7 +48,8 @@ from duetime.store.sqlalchemy import SQLAlchemyStore
 
 RESULTS_DIR = Path(__file__).parent / "results"
 ROUNDS = 3
-WORKERS = 10
+#: Slots of both schedulers; ``DUETIME_BENCH_WORKERS`` changes it for both (default 10).
+WORKERS = int(os.environ.get("DUETIME_BENCH_WORKERS", "10"))
 DEFAULT_SIZES = (1_000, 10_000)
 SPREAD_RUNS = 1_000
 SPREAD_SECONDS = 10.0
@@ -461,6 +464,7 @@ def run() -> dict[str, Any]:
     results["workers"] = WORKERS
     RESULTS_DIR.mkdir(exist_ok=True)
     suffix = "" if EXECUTOR == "thread" else f"-{EXECUTOR}"
+    suffix += "" if WORKERS == 10 else f"-{WORKERS}w"
     (RESULTS_DIR / f"engine{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 
