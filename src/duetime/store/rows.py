@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -67,12 +68,20 @@ def _reader(
     keys: Sequence[str], fields: tuple[str, ...], finish: Callable[[dict[str, Any]], T]
 ) -> Callable[[Sequence[Any]], T]:
     """A converter of result rows with these ``keys``: one tuple pick per row, no lookups."""
-    present = tuple(name for name in fields if name in keys)
-    positions = [list(keys).index(name) for name in present]
+    present, positions = _positions(tuple(keys), fields)
     if len(positions) == 1:  # itemgetter of one index returns the bare value
         return lambda row: finish({present[0]: row[positions[0]]})
     pick = itemgetter(*positions)
     return lambda row: finish(dict(zip(present, pick(row), strict=True)))
+
+
+@functools.lru_cache(maxsize=64)
+def _positions(
+    keys: tuple[str, ...], fields: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The ``fields`` among ``keys`` and their positions (a listing's columns repeat)."""
+    present = tuple(name for name in fields if name in keys)
+    return present, tuple(keys.index(name) for name in present)
 
 
 def schedule_reader(keys: Sequence[str]) -> Callable[[Sequence[Any]], Schedule]:
