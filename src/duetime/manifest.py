@@ -31,6 +31,7 @@ import yaml
 
 from duetime.errors import InvalidTriggerError, ValidationError
 from duetime.models import Overlap, Schedule, Source
+from duetime.scheduler import SCHEDULE_DEFAULTS, SCHEDULE_FIELD_DEFAULTS
 from duetime.triggers.tz import ensure_aware, get_zone
 
 if TYPE_CHECKING:
@@ -47,26 +48,7 @@ MAX_NAME_LENGTH = 200
 MAX_INSTANCES_LIMIT = 100
 
 #: Schedule fields (API names) a manifest may set, with the value an omitted one means.
-FIELD_DEFAULTS: dict[str, Any] = {
-    "description": None,
-    "parameters": {},
-    "start_date": None,
-    "end_date": None,
-    "enabled": True,
-    "priority": 0,
-    "max_instances": 1,
-    "overlap": Overlap.SKIP.value,
-    "misfire_grace_time": 60.0,
-    "coalesce": True,
-    "max_attempts": None,
-    "max_recoveries": 3,
-    "retry_backoff": 10.0,
-    "timeout": None,
-    "chain": [],
-    "executor": "default",
-    "sla_seconds": 60,
-    "labels": {},
-}
+FIELD_DEFAULTS = SCHEDULE_FIELD_DEFAULTS
 #: Fields compared for the plan, in display order.
 COMPARED_FIELDS = ("job", "trigger", "timezone", *FIELD_DEFAULTS)
 
@@ -1092,8 +1074,6 @@ def _apply_item(view: Scheduler, item: PlanItem, problems: list[ManifestProblem]
 
 
 def _create(view: Scheduler, desired: DesiredSchedule) -> None:
-    from duetime.scheduler import SCHEDULE_DEFAULTS
-
     values = {k: v for k, v in desired.values.items() if not _is_default(k, v, SCHEDULE_DEFAULTS)}
     job, trigger, zone = values.pop("job"), values.pop("trigger"), values.pop("timezone")
     parameters = values.pop("parameters", None)

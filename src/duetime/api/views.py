@@ -14,29 +14,11 @@ from duetime.api.responses import model_response
 from duetime.api.schemas import RunOut, RunPage
 from duetime.keys import ALL_TENANTS
 from duetime.models import RunState
+from duetime.scheduler import SCHEDULE_FIELD_DEFAULTS
 from duetime.triggers.tz import get_zone
 
 #: What PUT resets an omitted optional field to (DESIGN §1 defaults; timezone = instance's).
-PUT_DEFAULTS: dict[str, Any] = {
-    "description": None,
-    "parameters": {},
-    "start_date": None,
-    "end_date": None,
-    "enabled": True,
-    "priority": 0,
-    "max_instances": 1,
-    "overlap": "skip",
-    "misfire_grace_time": 60.0,
-    "coalesce": True,
-    "max_attempts": None,
-    "max_recoveries": 3,
-    "retry_backoff": 10.0,
-    "timeout": None,
-    "chain": [],
-    "executor": "default",
-    "sla_seconds": 60,
-    "labels": {},
-}
+PUT_DEFAULTS = SCHEDULE_FIELD_DEFAULTS
 
 
 def tenant_view(scheduler: Any, principal: Principal) -> Any:
