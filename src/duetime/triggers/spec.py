@@ -302,9 +302,21 @@ def _interval(
     ctx: _Context,
     field_of: Mapping[str, str | None],
 ) -> Trigger:
+    return _anchored(IntervalTrigger, units, anchor, jitter, ctx, field_of)
+
+
+def _anchored(
+    kind: Callable[..., Trigger],
+    values: Mapping[str, Any],
+    anchor: date,
+    jitter: float,
+    ctx: _Context,
+    field_of: Mapping[str, str | None],
+) -> Trigger:
+    """Build an anchored (interval or calendar) trigger in the spec's zone and window."""
     return _remapping(
-        lambda: IntervalTrigger(
-            **units,
+        lambda: kind(
+            **values,
             anchor=anchor,
             timezone=ctx.zone,
             jitter=jitter,
@@ -344,17 +356,7 @@ def _calendar(
     ctx: _Context,
     field_of: Mapping[str, str | None],
 ) -> Trigger:
-    return _remapping(
-        lambda: CalendarIntervalTrigger(
-            **values,
-            anchor=anchor,
-            timezone=ctx.zone,
-            jitter=jitter,
-            start_at=ctx.start_at,
-            end_at=ctx.end_at,
-        ),
-        field_of,
-    )
+    return _anchored(CalendarIntervalTrigger, values, anchor, jitter, ctx, field_of)
 
 
 def _children(spec: Mapping[str, Any], ctx: _Context) -> list[Trigger]:

@@ -201,13 +201,9 @@ def delete_schedule(
     return Response(status_code=204)
 
 
-def _pause(view: Any, ref: str, wanted: int | None) -> Response:
-    schedule = view.pause(ref, expected_version=wanted)
-    return model_response(ScheduleOut.of(schedule), headers=etag(schedule))
-
-
-def _resume(view: Any, ref: str, wanted: int | None) -> Response:
-    schedule = view.resume(ref, expected_version=wanted)
+def _switch(view: Any, method: str, ref: str, wanted: int | None) -> Response:
+    """Pause or resume (``method``) the schedule and answer with it and its ETag."""
+    schedule = getattr(view, method)(ref, expected_version=wanted)
     return model_response(ScheduleOut.of(schedule), headers=etag(schedule))
 
 
@@ -228,7 +224,7 @@ def pause_schedule(
 ) -> Response:
     """Stop firing; pending runs are cancelled, running ones finish."""
     view = tenant_view(scheduler, principal)
-    return _pause(view, *_guarded(view, id, if_match, body))
+    return _switch(view, "pause", *_guarded(view, id, if_match, body))
 
 
 @router.post("/{id}/resume", response_model=ScheduleOut, responses=_WRITE, summary="Resume")
@@ -241,7 +237,7 @@ def resume_schedule(
 ) -> Response:
     """Fire again from the next fire after now (no burst of old fires)."""
     view = tenant_view(scheduler, principal)
-    return _resume(view, *_guarded(view, id, if_match, body))
+    return _switch(view, "resume", *_guarded(view, id, if_match, body))
 
 
 @router.post(
@@ -278,9 +274,8 @@ def schedule_action(
     ref, wanted = _guarded(view, id, if_match, body)
     if body.action == "trigger":
         return _trigger(view, ref, wanted, body.parameters, principal)
-    if body.action in ("pause", "disable"):
-        return _pause(view, ref, wanted)
-    return _resume(view, ref, wanted)
+    method = "pause" if body.action in ("pause", "disable") else "resume"
+    return _switch(view, method, ref, wanted)
 
 
 @router.get("/{id}/runs", response_model=RunPage, responses=_ONE, summary="A schedule's runs")
