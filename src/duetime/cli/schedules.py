@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -127,6 +128,32 @@ def _json_object(text: str, field: str) -> dict[str, Any]:
     return value
 
 
+#: The add/edit parameters that set schedule fields (read by ``field_options``).
+FIELD_OPTIONS = (
+    "description",
+    "max_attempts",
+    "timeout",
+    "overlap",
+    "chain",
+    "max_instances",
+    "priority",
+    "retry_backoff",
+    "misfire_grace",
+    "coalesce",
+    "executor",
+    "start",
+    "end",
+    "max_recoveries",
+    "sla",
+    "label",
+)
+
+
+def _field_opts(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Pick the field options out of a command's parameters (add and edit share them)."""
+    return {name: params[name] for name in FIELD_OPTIONS}
+
+
 def field_options(**opts: Any) -> dict[str, Any]:
     """Return the schedule fields (API names) set by add/edit options; None = not given."""
     out: dict[str, Any] = {}
@@ -153,8 +180,8 @@ def field_options(**opts: Any) -> dict[str, Any]:
         )
     if opts.get("chain"):
         out["chain"] = list(opts["chain"])
-    if opts.get("labels"):
-        out["labels"] = parse_params(opts["labels"])
+    if opts.get("label"):
+        out["labels"] = parse_params(opts["label"])
     for key, flag in (("start", "--start"), ("end", "--end")):
         if opts.get(key) is not None:
             out[f"{key}_date"] = parse_instant(opts[key], field=flag)
@@ -264,24 +291,7 @@ def add(
     spec = trigger_from_options(cron, interval, at, trigger, jitter)
     if spec is None:
         raise ValidationError("give one of --cron, --interval, --at or --trigger", field="trigger")
-    fields = field_options(
-        description=description,
-        max_attempts=max_attempts,
-        timeout=timeout,
-        overlap=overlap,
-        chain=chain,
-        max_instances=max_instances,
-        priority=priority,
-        retry_backoff=retry_backoff,
-        misfire_grace=misfire_grace,
-        coalesce=coalesce,
-        executor=executor,
-        start=start,
-        end=end,
-        max_recoveries=max_recoveries,
-        sla=sla,
-        labels=label,
-    )
+    fields = field_options(**_field_opts(locals()))
     if paused:
         fields["enabled"] = False
     with scheduler_session(database, tenant) as scheduler:
@@ -346,24 +356,7 @@ def edit(
     tenant: TenantOpt = None,
 ) -> None:
     """Change fields of a schedule (only the options given)."""
-    changes = field_options(
-        description=description,
-        max_attempts=max_attempts,
-        timeout=timeout,
-        overlap=overlap,
-        chain=chain,
-        max_instances=max_instances,
-        priority=priority,
-        retry_backoff=retry_backoff,
-        misfire_grace=misfire_grace,
-        coalesce=coalesce,
-        executor=executor,
-        start=start,
-        end=end,
-        max_recoveries=max_recoveries,
-        sla=sla,
-        labels=label,
-    )
+    changes = field_options(**_field_opts(locals()))
     spec = trigger_from_options(cron, interval, at, trigger, jitter)
     extra = {
         "trigger": spec,
