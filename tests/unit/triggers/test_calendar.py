@@ -7,6 +7,7 @@ import itertools
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+from helpers_triggers import fires
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,17 +16,6 @@ from duetime.triggers.calendar import CalendarIntervalTrigger
 from duetime.triggers.tz import get_zone, resolve_wall, to_wall
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def fires(trigger: CalendarIntervalTrigger, after: datetime, count: int) -> list[datetime]:
-    out: list[datetime] = []
-    for _ in range(count):
-        nxt = trigger.next_fire_time(after)
-        if nxt is None:
-            break
-        out.append(nxt)
-        after = nxt
-    return out
 
 
 def local(trigger: CalendarIntervalTrigger, instants: list[datetime]) -> list[datetime]:

@@ -6,6 +6,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from helpers_triggers import fires
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,17 +21,6 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def every(seconds: float, offset: float = 0, *, end_at: datetime | None = None) -> IntervalTrigger:
     return IntervalTrigger(seconds=seconds, anchor=T0 + timedelta(seconds=offset), end_at=end_at)
-
-
-def fires(trigger: AndTrigger | OrTrigger, after: datetime, count: int) -> list[datetime]:
-    out: list[datetime] = []
-    for _ in range(count):
-        nxt = trigger.next_fire_time(after)
-        if nxt is None:
-            break
-        out.append(nxt)
-        after = nxt
-    return out
 
 
 def test_and_fires_where_children_coincide() -> None:

@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from helpers_triggers import fires
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,17 +15,6 @@ from duetime.triggers.interval import IntervalTrigger
 from duetime.triggers.tz import get_zone
 
 ANCHOR = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
-
-
-def fires(trigger: IntervalTrigger, after: datetime, count: int) -> list[datetime]:
-    out: list[datetime] = []
-    for _ in range(count):
-        nxt = trigger.next_fire_time(after)
-        if nxt is None:
-            break
-        out.append(nxt)
-        after = nxt
-    return out
 
 
 def test_anchor_in_future_fires_first_at_anchor() -> None:

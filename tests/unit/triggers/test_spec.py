@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from apscheduler.triggers.cron import CronTrigger as APSCronTrigger
 from apscheduler.triggers.interval import IntervalTrigger as APSIntervalTrigger
+from helpers_triggers import fires
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +25,6 @@ from duetime.triggers import (
     DateTrigger,
     IntervalTrigger,
     OrTrigger,
-    Trigger,
     build_trigger,
     normalize_spec,
 )
@@ -210,17 +210,6 @@ def test_normalisation_table(shape: Any, options: dict[str, Any], expected: dict
     assert json.loads(json.dumps(normalised)) == normalised
     timezone = options.get("timezone", "UTC")
     assert build_trigger(normalised, timezone).to_spec() == normalised
-
-
-def fires(trigger: Trigger, after: datetime, count: int) -> list[datetime]:
-    out: list[datetime] = []
-    for _ in range(count):
-        nxt = trigger.next_fire_time(after)
-        if nxt is None:
-            break
-        out.append(nxt)
-        after = nxt
-    return out
 
 
 def test_apscheduler_mon_fri_fires_monday_to_friday() -> None:
