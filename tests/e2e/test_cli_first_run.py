@@ -70,6 +70,21 @@ def step_argv(step: list[str]) -> list[str]:
     return [str(BIN / step[0]), *step[1:]]
 
 
+def run_step(step: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """Run one ``duetime ...`` step as a real subprocess; assert it succeeded; its stdout."""
+    done = subprocess.run(
+        step_argv(step),
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, (step, done.stdout, done.stderr)
+    return done.stdout
+
+
 @pytest.fixture
 def started(demo_dir: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str], float]]:
     """Run every step of `make run`; the last one (``duetime run ...``) stays in the background."""
@@ -79,16 +94,7 @@ def started(demo_dir: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, s
     assert serve[:2] == ["duetime", "run"]
     began = time.monotonic()
     for step in setup:
-        done = subprocess.run(
-            step_argv(step),
-            cwd=demo_dir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, (step, done.stdout, done.stderr)
+        run_step(step, demo_dir, env)
     proc = subprocess.Popen(
         step_argv(serve),
         cwd=demo_dir,
@@ -112,16 +118,8 @@ def started(demo_dir: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, s
 
 def runs(cwd: Path, env: dict[str, str]) -> list[dict[str, Any]]:
     """``duetime runs list --json`` as a real subprocess."""
-    done = subprocess.run(
-        [str(BIN / "duetime"), "runs", "list", "--json"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    items: list[dict[str, Any]] = json.loads(done.stdout)["items"]
+    stdout = run_step(["duetime", "runs", "list", "--json"], cwd, env)
+    items: list[dict[str, Any]] = json.loads(stdout)["items"]
     return items
 
 
@@ -165,20 +163,8 @@ def test_make_run_shows_succeeded_runs_within_ten_seconds(
     )
     assert api.status_code == 200, api.text
     assert api.json()["items"], "the API shows the succeeded runs too"
-    names = {
-        s["name"]
-        for s in json.loads(
-            subprocess.run(
-                [str(BIN / "duetime"), "show-schedule", "--json"],
-                cwd=demo_dir,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            ).stdout
-        )["items"]
-    }
+    shown = json.loads(run_step(["duetime", "show-schedule", "--json"], demo_dir, env))
+    names = {s["name"] for s in shown["items"]}
     assert "quick-hello" in names
 
 
@@ -189,16 +175,6 @@ def test_init_and_demo_load_are_idempotent(demo_dir: Path) -> None:
     outputs = []
     for _round in range(2):
         for step in [*setup, ["duetime", "load", manifest]]:
-            done = subprocess.run(
-                step_argv(step),
-                cwd=demo_dir,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            assert done.returncode == 0, (step, done.stdout, done.stderr)
-            outputs.append(done.stdout)
+            outputs.append(run_step(step, demo_dir, env))
     assert "5 created" in outputs[1]
     assert "0 created, 0 updated, 5 unchanged" in outputs[3]
