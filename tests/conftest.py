@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from duetime.scheduler import Scheduler
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_URL_ENV = "DUETIME_TEST_POSTGRES_URL"
@@ -94,3 +98,15 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """A fresh, migrated database of each backend (the same suite runs on both)."""
     name = "sqlite_url" if request.param == "sqlite" else "pg_url"
     return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def scheduler(db_url: str) -> Iterator[Scheduler]:
+    """A facade on ``db_url`` (each backend), closed after the test; closer conftests override."""
+    from duetime.scheduler import Scheduler
+
+    facade = Scheduler(db_url)
+    try:
+        yield facade
+    finally:
+        facade.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,15 +26,6 @@ CRON = "*/5 * * * *"
 def echo(word: str = "hi") -> dict[str, str]:
     """Return the word (a job for bulk manifest tests)."""
     return {"word": word}
-
-
-@pytest.fixture
-def scheduler(db_url: str) -> Iterator[Scheduler]:
-    s = Scheduler(db_url)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,15 +15,6 @@ from duetime.scheduler import Scheduler
 def echo(word: str = "hi") -> dict[str, str]:
     """Return the word (a job for manifest tests)."""
     return {"word": word}
-
-
-@pytest.fixture
-def scheduler(db_url: str) -> Iterator[Scheduler]:
-    s = Scheduler(db_url)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def entry(name: str, **fields: Any) -> dict[str, Any]:
