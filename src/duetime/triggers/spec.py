@@ -292,17 +292,9 @@ def _cron(
 def _typed_interval(spec: Mapping[str, Any], ctx: _Context) -> Trigger:
     _check_keys(spec, _COMMON | {*INTERVAL_UNITS, "anchor"}, "interval")
     units = {unit: spec[unit] for unit in INTERVAL_UNITS if unit in spec}
-    return _interval(units, _anchor(spec, "anchor", ctx), _jitter(spec, ctx), ctx, {})
-
-
-def _interval(
-    units: Mapping[str, Any],
-    anchor: datetime,
-    jitter: float,
-    ctx: _Context,
-    field_of: Mapping[str, str | None],
-) -> Trigger:
-    return _anchored(IntervalTrigger, units, anchor, jitter, ctx, field_of)
+    return _anchored(
+        IntervalTrigger, units, _anchor(spec, "anchor", ctx), _jitter(spec, ctx), ctx, {}
+    )
 
 
 def _anchored(
@@ -346,17 +338,14 @@ def _typed_calendar(spec: Mapping[str, Any], ctx: _Context) -> Trigger:
     values = {key: spec[key] for key in fields if key in spec}
     if "dst_policy" in spec:
         values["dst_policy"] = _string(spec["dst_policy"], "dst_policy")
-    return _calendar(values, _calendar_anchor(spec, "anchor", ctx), _jitter(spec, ctx), ctx, {})
-
-
-def _calendar(
-    values: Mapping[str, Any],
-    anchor: date,
-    jitter: float,
-    ctx: _Context,
-    field_of: Mapping[str, str | None],
-) -> Trigger:
-    return _anchored(CalendarIntervalTrigger, values, anchor, jitter, ctx, field_of)
+    return _anchored(
+        CalendarIntervalTrigger,
+        values,
+        _calendar_anchor(spec, "anchor", ctx),
+        _jitter(spec, ctx),
+        ctx,
+        {},
+    )
 
 
 def _children(spec: Mapping[str, Any], ctx: _Context) -> list[Trigger]:
@@ -422,7 +411,9 @@ def _interval_shortcut(spec: Mapping[str, Any], ctx: _Context) -> Trigger:
     _check_keys(spec, {*_INTERVAL_SHORTCUTS, "anchor", "jitter"}, "interval")
     units = {unit: spec[key] for key, unit in _INTERVAL_SHORTCUTS.items() if key in spec}
     field_of: dict[str, str | None] = {unit: key for key, unit in _INTERVAL_SHORTCUTS.items()}
-    return _interval(units, _anchor(spec, "anchor", ctx), _jitter(spec, ctx), ctx, field_of)
+    return _anchored(
+        IntervalTrigger, units, _anchor(spec, "anchor", ctx), _jitter(spec, ctx), ctx, field_of
+    )
 
 
 # -- APScheduler ---------------------------------------------------------------------------
@@ -598,7 +589,7 @@ def _aps_interval(kwargs: Mapping[str, Any], kind: str, ctx: _Context) -> Trigge
     _aps_check(kwargs, {*INTERVAL_UNITS, "start_date", "jitter"}, kind)
     units = {unit: kwargs[unit] for unit in INTERVAL_UNITS if unit in kwargs}
     anchor = _anchor(kwargs, "start_date", ctx)
-    return _interval(units, anchor, _jitter(kwargs, ctx), ctx, {})
+    return _anchored(IntervalTrigger, units, anchor, _jitter(kwargs, ctx), ctx, {})
 
 
 def _aps_date(kwargs: Mapping[str, Any], kind: str, ctx: _Context) -> Trigger:
@@ -616,4 +607,4 @@ def _aps_calendar(kwargs: Mapping[str, Any], kind: str, ctx: _Context) -> Trigge
     _aps_check(kwargs, {*fields, "start_date", "jitter"}, kind)
     values = {key: kwargs[key] for key in fields if key in kwargs}
     anchor = _calendar_anchor(kwargs, "start_date", ctx)
-    return _calendar(values, anchor, _jitter(kwargs, ctx), ctx, {})
+    return _anchored(CalendarIntervalTrigger, values, anchor, _jitter(kwargs, ctx), ctx, {})
