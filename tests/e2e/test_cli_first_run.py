@@ -6,8 +6,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers_cli import free_port, stop_process
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
@@ -26,7 +25,6 @@ BIN = Path(sys.executable).parent
 #: The promise of the README: a new user sees runs succeeding this soon after `make run`.
 FIRST_SUCCESS_SECONDS = 10.0
 POLL_SECONDS = 0.3
-STOP_SECONDS = 40
 
 
 def make_run_steps() -> list[list[str]]:
@@ -40,12 +38,6 @@ def make_run_steps() -> list[list[str]]:
         if command.startswith("$(BIN)/duetime"):
             steps.append(command.replace("$(BIN)/", "").split())
     return steps
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -108,12 +100,7 @@ def started(demo_dir: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, s
         yield proc, env, began
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 def runs(cwd: Path, env: dict[str, str]) -> list[dict[str, Any]]:

@@ -6,14 +6,13 @@ import json
 import os
 import re
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers_cli import free_port, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -21,18 +20,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO_ROOT / "docs" / "quickstart.md"
 BIN = Path(sys.executable).parent
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
-STOP_SECONDS = 40
 
 
 def blocks() -> list[tuple[str, str]]:
     """(language, body) of every fenced block, in order."""
     return [(m.group(1), m.group(2)) for m in FENCE.finditer(QUICKSTART.read_text())]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Session:
@@ -81,12 +73,7 @@ class Session:
 
     def stop(self) -> None:
         for proc in self.background:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 @pytest.fixture
