@@ -22,6 +22,18 @@ def local(trigger: CalendarIntervalTrigger, instants: list[datetime]) -> list[da
     return [to_wall(t, trigger.zone) for t in instants]
 
 
+def daily_0230_stockholm(policy: str) -> CalendarIntervalTrigger:
+    """Daily at 02:30 Stockholm time: the wall time both DST changes of 2026 hit."""
+    return CalendarIntervalTrigger(
+        days=1,
+        hour=2,
+        minute=30,
+        anchor=date(2026, 3, 1),
+        timezone="Europe/Stockholm",
+        dst_policy=policy,
+    )
+
+
 def test_month_end_clamps_from_the_anchor_over_14_months() -> None:
     trigger = CalendarIntervalTrigger(months=1, hour=3, anchor=date(2028, 1, 31))
     got = [t.date() for t in fires(trigger, EPOCH, 14)]
@@ -91,14 +103,7 @@ def test_wall_time_is_kept_across_dst() -> None:
     ],
 )
 def test_stockholm_gap_per_policy(policy: str, expected: list[str]) -> None:
-    trigger = CalendarIntervalTrigger(
-        days=1,
-        hour=2,
-        minute=30,
-        anchor=date(2026, 3, 1),
-        timezone="Europe/Stockholm",
-        dst_policy=policy,
-    )
+    trigger = daily_0230_stockholm(policy)
     got = fires(trigger, datetime(2026, 3, 27, 12, tzinfo=UTC), 3)
     assert [t.strftime("%m-%d %H:%M") for t in got] == expected
 
@@ -113,14 +118,7 @@ def test_stockholm_gap_per_policy(policy: str, expected: list[str]) -> None:
     ],
 )
 def test_stockholm_overlap_per_policy(policy: str, expected: list[str]) -> None:
-    trigger = CalendarIntervalTrigger(
-        days=1,
-        hour=2,
-        minute=30,
-        anchor=date(2026, 3, 1),
-        timezone="Europe/Stockholm",
-        dst_policy=policy,
-    )
+    trigger = daily_0230_stockholm(policy)
     got = fires(trigger, datetime(2026, 10, 23, 12, tzinfo=UTC), len(expected))
     assert [t.strftime("%m-%d %H:%M") for t in got] == expected
 
