@@ -39,9 +39,10 @@ import sqlalchemy as sa
 from duetime.clock import SystemClock
 from duetime.config import Settings
 from duetime.engine import Engine
+from duetime.executors.factory import create_executor
 from duetime.executors.thread import ThreadExecutor
 from duetime.jobs.context import RunContext
-from duetime.jobs.registry import JobRegistry, job
+from duetime.jobs.registry import JobRegistry, default_registry, job
 from duetime.store import tables as t
 from duetime.store.migrate import upgrade_database
 from duetime.store.sqlalchemy import SQLAlchemyStore
@@ -59,11 +60,16 @@ LEAD_SECONDS = 2.0  # scenarios (b) start this long after setup, so both start i
 TIMEOUT_SECONDS = 600.0
 POLL_SECONDS = 0.01
 
-#: ``DUETIME_BENCH_EXECUTOR=pool`` swaps in :class:`PooledThreadExecutor` (engine cost only).
+#: ``DUETIME_BENCH_EXECUTOR=pool`` swaps in :class:`PooledThreadExecutor` (engine cost only);
+#: ``process`` uses duetime's forkserver pool with the built-in ``duetime.noop`` (lateness is
+#: then read from each run's stored ``lateness_ms``: claim time − available_at).
 EXECUTOR = os.environ.get("DUETIME_BENCH_EXECUTOR", "thread")
+PROCESS = EXECUTOR == "process"
 
 REGISTRY = JobRegistry()
 LATENESS: list[float] = []
+NOOP_JOB = "duetime.noop" if PROCESS else "bench.noop"
+RECORD_JOB = "duetime.noop" if PROCESS else "bench.record"
 LATENESS_LOCK = threading.Lock()
 
 
@@ -229,13 +235,24 @@ class DuetimeRig:
         upgrade_database(url)
         self.clock = SystemClock()
         self.store = SQLAlchemyStore(url, clock=self.clock)
+        registry = default_registry if PROCESS else REGISTRY
         executor: Any = ThreadExecutor(concurrency=WORKERS, registry=REGISTRY, clock=self.clock)
         if EXECUTOR == "pool":
             executor = PooledThreadExecutor(WORKERS)
+        elif PROCESS:
+            executor = create_executor(
+                "process", concurrency=WORKERS, registry=registry, jobs_modules=[], clock=self.clock
+            )
         settings = Settings(concurrency=WORKERS, executor="thread", database_url=url)
         self.engine = Engine(
-            self.store, registry=REGISTRY, executor=executor, clock=self.clock, settings=settings
+            self.store, registry=registry, executor=executor, clock=self.clock, settings=settings
         )
+
+    def stored_lateness(self) -> list[float]:
+        """Seconds between available_at and the claim of every run (process mode)."""
+        with self.store.read() as conn:
+            rows = conn.execute(sa.select(t.runs.c.lateness_ms)).scalars().all()
+        return [ms / 1000.0 for ms in rows if ms is not None]
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         with self.store.write() as conn:
@@ -274,7 +291,7 @@ def duetime_throughput(url: str, n: int) -> float:
     try:
         now = datetime.now(UTC)
         spec = {"version": 1, "type": "date", "run_at": now.isoformat()}
-        rig.add([_schedule_row(f"t{i}", "bench.noop", spec, now) for i in range(n)])
+        rig.add([_schedule_row(f"t{i}", NOOP_JOB, spec, now) for i in range(n)])
         started = time.perf_counter()
         rig.engine.start_background()
         _wait(lambda: rig.all_done(n), f"{n} duetime runs")
@@ -294,9 +311,12 @@ def duetime_spread(url: str) -> list[float]:
         for i in range(SPREAD_RUNS):
             at = base + timedelta(seconds=i * step)
             spec = {"version": 1, "type": "date", "run_at": at.isoformat()}
-            rows.append(_schedule_row(f"s{i}", "bench.record", spec, at))
+            rows.append(_schedule_row(f"s{i}", RECORD_JOB, spec, at))
         rig.add(rows)
         rig.engine.start_background()
+        if PROCESS:
+            _wait(lambda: rig.all_done(SPREAD_RUNS), "spread runs")
+            return rig.stored_lateness()
         _wait(lambda: len(LATENESS) >= SPREAD_RUNS, "spread runs")
         return list(LATENESS)
     finally:
@@ -311,12 +331,15 @@ def duetime_periodic(url: str) -> list[float]:
         anchor = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=LEAD_SECONDS)
         spec = {"version": 1, "type": "interval", "seconds": 1, "anchor": anchor.isoformat()}
         end = anchor + timedelta(seconds=PERIODIC_SECONDS - 0.5)
-        rows = [_schedule_row(f"p{i}", "bench.record", spec, anchor) for i in range(100)]
+        rows = [_schedule_row(f"p{i}", RECORD_JOB, spec, anchor) for i in range(100)]
         for row in rows:
             row["end_date"] = end
         rig.add(rows)
         rig.engine.start_background()
         total = PERIODIC_SCHEDULES * PERIODIC_SECONDS
+        if PROCESS:
+            _wait(lambda: rig.all_done(total), "periodic runs")
+            return rig.stored_lateness()
         _wait(lambda: len(LATENESS) >= total, "periodic runs")
         return list(LATENESS)
     finally:
