@@ -64,10 +64,7 @@ def _upgrade(url: str) -> str:
 @handle_errors
 def init(database: DatabaseOpt = None) -> None:
     """Create (or migrate) the database; safe to run again."""
-    url = _database_url(database)
-    typer.echo(f"database: {describe_location(url)}")
-    typer.echo(_upgrade(url))
-    _ensure_default_schedules(url)
+    url = _migrate(database)
     for hook in INIT_HOOKS:
         for line in hook(url):
             typer.echo(line)
@@ -76,10 +73,16 @@ def init(database: DatabaseOpt = None) -> None:
 @handle_errors
 def migrate(database: DatabaseOpt = None) -> None:
     """Upgrade the database schema to this duetime's newest revision."""
+    _migrate(database)
+
+
+def _migrate(database: str | None) -> str:
+    """Upgrade the schema, add the built-in schedules, say what happened; the URL used."""
     url = _database_url(database)
     typer.echo(f"database: {describe_location(url)}")
     typer.echo(_upgrade(url))
     _ensure_default_schedules(url)
+    return url
 
 
 def _ensure_default_schedules(url: str) -> None:
