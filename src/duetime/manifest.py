@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 
 from duetime.errors import InvalidTriggerError, ValidationError
-from duetime.models import Overlap, Schedule, Source
-from duetime.scheduler import SCHEDULE_DEFAULTS, SCHEDULE_FIELD_DEFAULTS
+from duetime.models import SCHEDULE_DEFAULTS, SCHEDULE_FIELD_DEFAULTS, Overlap, Schedule, Source
 from duetime.triggers.tz import ensure_aware, get_zone
 
 if TYPE_CHECKING:

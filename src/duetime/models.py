@@ -72,6 +72,37 @@ class Source(StrEnum):
     CODE = "code"
 
 
+#: Schedule fields (API names) a caller may set, with the value an omitted one means (§1).
+#: The one source of these defaults: the facade, the manifest and the API's PUT import it.
+SCHEDULE_FIELD_DEFAULTS: dict[str, Any] = {
+    "description": None,
+    "parameters": {},
+    "start_date": None,
+    "end_date": None,
+    "enabled": True,
+    "priority": 0,
+    "max_instances": 1,
+    "overlap": Overlap.SKIP.value,
+    "misfire_grace_time": 60.0,
+    "coalesce": True,
+    "max_attempts": None,
+    "max_recoveries": 3,
+    "retry_backoff": 10.0,
+    "timeout": None,
+    "chain": [],
+    "executor": "default",
+    "sla_seconds": 60,
+    "labels": {},
+}
+#: Settable fields a new schedule is not given a default for (it leaves them unset).
+_ARGUMENT_FIELDS = frozenset({"parameters", "start_date", "end_date"})
+#: §1 fields a schedule is created with unless told otherwise.
+SCHEDULE_DEFAULTS: dict[str, Any] = {
+    **{k: v for k, v in SCHEDULE_FIELD_DEFAULTS.items() if k not in _ARGUMENT_FIELDS},
+    "source": Source.CODE.value,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """A job type bound to a trigger (DESIGN §1 fields, API names)."""

@@ -42,7 +42,17 @@ from duetime.errors import (
     ValidationError,
 )
 from duetime.jobs.schema import MAX_JSON_DEPTH, json_depth
-from duetime.models import Overlap, Page, Run, RunKind, RunState, Schedule, ScheduleState, Source
+from duetime.models import (
+    SCHEDULE_DEFAULTS,
+    Overlap,
+    Page,
+    Run,
+    RunKind,
+    RunState,
+    Schedule,
+    ScheduleState,
+    Source,
+)
 from duetime.store import rows
 from duetime.store.sqlalchemy import (
     ALL_TENANTS,
@@ -81,35 +91,6 @@ _MAX_SECONDS = 366 * 24 * 3600.0  # backoff, grace and timeout bounds: one year
 #: Retention ages beyond a century would reach before year 1 (OverflowError).
 MAX_RETENTION_DAYS = 36_500.0
 
-#: Schedule fields (API names) a caller may set, with the value an omitted one means (§1).
-#: The one source of these defaults: the manifest and the API's PUT import it.
-SCHEDULE_FIELD_DEFAULTS: dict[str, Any] = {
-    "description": None,
-    "parameters": {},
-    "start_date": None,
-    "end_date": None,
-    "enabled": True,
-    "priority": 0,
-    "max_instances": 1,
-    "overlap": Overlap.SKIP.value,
-    "misfire_grace_time": 60.0,
-    "coalesce": True,
-    "max_attempts": None,
-    "max_recoveries": 3,
-    "retry_backoff": 10.0,
-    "timeout": None,
-    "chain": [],
-    "executor": "default",
-    "sla_seconds": 60,
-    "labels": {},
-}
-#: Settable fields a new schedule is not given a default for (it leaves them unset).
-_ARGUMENT_FIELDS = frozenset({"parameters", "start_date", "end_date"})
-#: §1 fields a schedule is created with unless told otherwise.
-SCHEDULE_DEFAULTS: dict[str, Any] = {
-    **{k: v for k, v in SCHEDULE_FIELD_DEFAULTS.items() if k not in _ARGUMENT_FIELDS},
-    "source": Source.CODE.value,
-}
 #: Built-in schedules of every database (tenant ``*``): (name, job, cron in UTC).
 DEFAULT_SCHEDULES = (("duetime.cleanup_history", "duetime.cleanup_history", "30 3 * * *"),)
 #: Fields nobody sets: the store computes them.

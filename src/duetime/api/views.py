@@ -13,8 +13,7 @@ from duetime.api.auth import Principal
 from duetime.api.responses import model_response
 from duetime.api.schemas import RunOut, RunPage
 from duetime.keys import ALL_TENANTS
-from duetime.models import RunState
-from duetime.scheduler import SCHEDULE_FIELD_DEFAULTS
+from duetime.models import SCHEDULE_FIELD_DEFAULTS, RunState
 from duetime.triggers.tz import get_zone
 
 #: What PUT resets an omitted optional field to (DESIGN §1 defaults; timezone = instance's).
