@@ -1,4 +1,4 @@
-"""``duetime run``: the engine, the REST API and the dashboard in one process."""
+"""``duetime run``: the engine and the REST API in one process (the dashboard will join them)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def run(
         bool, typer.Option("--migrate", help="Create/upgrade the database schema first.")
     ] = False,
     engine_only: Annotated[
-        bool, typer.Option("--engine-only", help="Do not serve the API and dashboard.")
+        bool, typer.Option("--engine-only", help="Do not serve the API.")
     ] = False,
     load: Annotated[
         list[Path] | None,
@@ -72,7 +72,7 @@ def run(
     executor: Annotated[str | None, typer.Option("--executor")] = None,
     database: DatabaseOpt = None,
 ) -> None:
-    """Run the engine with the REST API and dashboard (engine alone if the API is missing)."""
+    """Run the engine with the REST API (engine alone if the API extra is missing)."""
     from duetime.scheduler import Scheduler
 
     settings = settings_for(
@@ -118,7 +118,7 @@ def _announce(settings: Any, with_api: bool, why: str) -> None:
     )
     if with_api:
         base = f"http://{settings.api_host}:{settings.api_port}"
-        console.print(f"duetime: dashboard {base}/  API {base}/api/v1/docs", markup=False)
+        console.print(f"duetime: API {base}/api/v1/  docs {base}/api/v1/docs", markup=False)
     else:
         console.print(f"duetime: engine only: {why}", markup=False)
     console.print("duetime: stop with Ctrl-C (running jobs get a graceful shutdown)", markup=False)

@@ -23,7 +23,7 @@ def test_run_serves_api_and_engine_in_one_process(
     result = cli("run", "--host", "0.0.0.0", "--port", "8123")
     assert result.exit_code == 0, result.output
     assert calls == [{"tenant": "default", "host": "0.0.0.0", "port": 8123, "with_engine": True}]
-    assert "dashboard http://0.0.0.0:8123/" in result.stdout
+    assert "API http://0.0.0.0:8123/api/v1/" in result.stdout
     assert "examples.jobs" in result.stdout
 
 
