@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -12,7 +13,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from duetime.errors import SchemaOutdatedError
-from duetime.store.sqlalchemy import WRITE_OPTION, create_store_engine
+from duetime.store.sqlalchemy import (
+    SQLITE_BEGIN_ATTEMPTS,
+    SQLITE_BEGIN_BACKOFF_SECONDS,
+    WRITE_OPTION,
+    _is_locked,
+    create_store_engine,
+)
 from duetime.store.tables import VERSION_TABLE
 
 #: Where the migration scripts live, inside the package.
@@ -53,7 +60,23 @@ def current_revision(url: str) -> str | None:
 
 
 def upgrade_database(url: str, *, script_location: str | None = None) -> str:
-    """Create or migrate the database at ``url`` to the newest revision; idempotent."""
+    """Create or migrate the database at ``url`` to the newest revision; idempotent.
+
+    On SQLite, processes migrating one new file at once can still meet "database is locked"
+    (switching a fresh file to WAL cannot wait on the busy handler): the whole upgrade is
+    rolled back and retried with backoff, which is safe because it is idempotent.
+    """
+    for attempt in range(SQLITE_BEGIN_ATTEMPTS):
+        try:
+            return _upgrade_once(url, script_location)
+        except sa.exc.OperationalError as exc:
+            if not _is_locked(exc) or attempt == SQLITE_BEGIN_ATTEMPTS - 1:
+                raise
+            time.sleep(SQLITE_BEGIN_BACKOFF_SECONDS * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _upgrade_once(url: str, script_location: str | None) -> str:
     engine = create_store_engine(url)
     config = _config(script_location)
     try:
