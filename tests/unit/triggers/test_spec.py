@@ -567,7 +567,7 @@ INTERVAL_SHAPES = st.one_of(
     st.builds(
         lambda u, n: {f"interval_{u}": n},
         st.sampled_from(["seconds", "minutes", "hours", "days"]),
-        st.one_of(st.integers(1, 1000), st.floats(0.5, 1000.0)),
+        st.one_of(st.integers(1, 1000), st.floats(1.0, 1000.0)),
     ),
     st.builds(
         lambda n, s: {"trigger": "interval", "trigger_kwargs": {"minutes": n, "start_date": s}},
