@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from duetime.clock import Clock
+from duetime.clock import Clock, SystemClock
 from duetime.executors.base import ExecutionRequest, OutcomeCallback
 from duetime.jobs.execute import ExecutionResult, failure
+from duetime.jobs.registry import JobRegistry, default_registry
 from duetime.models import RunState
 
 logger = logging.getLogger("duetime.executors")
@@ -109,3 +110,27 @@ class OutcomeReporter:
             callback(outcome)
         except Exception:
             logger.exception("on_outcome failed for run %s", outcome.run_id)
+
+
+class InProcessSlots:
+    """Slot bookkeeping shared by the in-process (thread and asyncio) executors."""
+
+    def __init__(
+        self,
+        *,
+        concurrency: int = 5,
+        registry: JobRegistry | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.concurrency = check_concurrency(concurrency)
+        self._registry = registry or default_registry
+        self._clock = clock or SystemClock()
+        self._reporter = OutcomeReporter(self._clock)
+        self._active: dict[str, ActiveRun] = {}
+        self._cond = threading.Condition()
+        self._stopping = False
+
+    def running(self) -> list[str]:
+        """Run ids executing and not yet reported."""
+        with self._cond:
+            return [rid for rid, a in self._active.items() if not a.reported]

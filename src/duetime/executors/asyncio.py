@@ -9,13 +9,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from duetime.clock import Clock, SystemClock
+from duetime.clock import Clock
 from duetime.executors._common import (
     SUPERVISOR_TICK_SECONDS,
     ActiveRun,
-    OutcomeReporter,
+    InProcessSlots,
     cancelled_result,
-    check_concurrency,
     deadline_for,
     interrupted_result,
     logger,
@@ -30,14 +29,14 @@ from duetime.jobs.execute import (
     run_prepared,
     run_prepared_async,
 )
-from duetime.jobs.registry import JobRegistry, default_registry
+from duetime.jobs.registry import JobRegistry
 
 _STOP_HOW = "the task was cancelled and keeps its slot until it finishes"
 _LOOP_START_TIMEOUT_SECONDS = 10.0
 _UNWIND_SECONDS = 1.0
 
 
-class AsyncioExecutor:
+class AsyncioExecutor(InProcessSlots):
     """Runs handlers on a private event loop in a background thread.
 
     ``async def`` handlers are awaited as tasks; sync handlers run in daemon threads. At the
@@ -56,15 +55,9 @@ class AsyncioExecutor:
         registry: JobRegistry | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.concurrency = check_concurrency(concurrency)
-        self._registry = registry or default_registry
-        self._clock = clock or SystemClock()
-        self._reporter = OutcomeReporter(self._clock)
-        self._active: dict[str, ActiveRun] = {}
-        self._cond = threading.Condition()
+        super().__init__(concurrency=concurrency, registry=registry, clock=clock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._stopping = False
 
     def start(self, on_outcome: OutcomeCallback) -> None:
         """Start the loop thread; outcomes go to ``on_outcome``."""
@@ -190,11 +183,6 @@ class AsyncioExecutor:
             _call(functools.partial(self._stop, active, cancelled_result(_STOP_HOW))), loop
         )
         return bool(future.result(timeout=_LOOP_START_TIMEOUT_SECONDS))
-
-    def running(self) -> list[str]:
-        """Run ids executing and not yet reported."""
-        with self._cond:
-            return [rid for rid, a in self._active.items() if not a.reported]
 
     def shutdown(self, grace_seconds: float) -> None:
         """Stop accepting, wait up to ``grace_seconds``, then interrupt and stop the loop."""

@@ -6,25 +6,24 @@ import queue
 import threading
 from itertools import count
 
-from duetime.clock import Clock, SystemClock
+from duetime.clock import Clock
 from duetime.executors._common import (
     SUPERVISOR_TICK_SECONDS,
     ActiveRun,
-    OutcomeReporter,
+    InProcessSlots,
     cancelled_result,
-    check_concurrency,
     deadline_for,
     interrupted_result,
     timed_out_result,
 )
 from duetime.executors.base import ExecutionRequest, OutcomeCallback
 from duetime.jobs.execute import error_result, execute_request
-from duetime.jobs.registry import JobRegistry, default_registry
+from duetime.jobs.registry import JobRegistry
 
 _CO_OP = "the handler was asked to stop (ctx.cancelled) and keeps its slot until it returns"
 
 
-class ThreadExecutor:
+class ThreadExecutor(InProcessSlots):
     """Runs requests on up to ``concurrency`` long-lived daemon worker threads.
 
     Workers start on demand (one per slot at most) and are reused: a run costs a queue
@@ -47,14 +46,8 @@ class ThreadExecutor:
         registry: JobRegistry | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.concurrency = check_concurrency(concurrency)
-        self._registry = registry or default_registry
-        self._clock = clock or SystemClock()
-        self._reporter = OutcomeReporter(self._clock)
-        self._active: dict[str, ActiveRun] = {}
-        self._cond = threading.Condition()
+        super().__init__(concurrency=concurrency, registry=registry, clock=clock)
         self._started = False
-        self._stopping = False
         self._watcher: threading.Thread | None = None
         self._ids = count(1)
         self._queue: queue.SimpleQueue[ActiveRun | None] = queue.SimpleQueue()
@@ -141,11 +134,6 @@ class ThreadExecutor:
         active.cancel_event.set()
         self._reporter.send(active, cancelled_result(_CO_OP))
         return True
-
-    def running(self) -> list[str]:
-        """Run ids executing and not yet reported."""
-        with self._cond:
-            return [rid for rid, a in self._active.items() if not a.reported]
 
     # ------------------------------------------------------------------ deadlines
     def _watch(self) -> None:
