@@ -82,6 +82,9 @@ def last_fire_before(trigger: Trigger, known: datetime, limit: datetime) -> date
     Bisects over the instant (``next_fire_time`` is monotone), so the cost is logarithmic
     in the distance, not proportional to the number of fires in between.
     """
+    following = trigger.next_fire_time(known)
+    if following is None or following >= limit:  # the common case: one fire is due
+        return known
     lo, hi = known - RESOLUTION, limit - RESOLUTION  # next(lo) < limit; next(hi) >= limit
     for _ in range(MAX_BISECTIONS):
         if hi - lo <= RESOLUTION:

@@ -111,17 +111,21 @@ def _sqlite_on_begin(conn: sa.Connection) -> None:
 
 
 def _has_nul(parameters: Any) -> bool:
-    if isinstance(parameters, Mapping):
+    """Tell whether any text in ``parameters`` (nested lists, tuples, dicts) holds a NUL.
+
+    Checks concrete types only (no ABC ``isinstance``): this runs on every statement.
+    """
+    if isinstance(parameters, dict):
         parameters = parameters.values()
     elif not isinstance(parameters, list | tuple):
         return False
-    return any(
-        ("\0" in value) if isinstance(value, str) else _nested_nul(value) for value in parameters
-    )
-
-
-def _nested_nul(value: Any) -> bool:
-    return isinstance(value, Mapping | list | tuple) and _has_nul(value)
+    for value in parameters:
+        if type(value) is str:
+            if "\0" in value:
+                return True
+        elif isinstance(value, dict | list | tuple) and _has_nul(value):
+            return True
+    return False
 
 
 def _refuse_nul(
