@@ -377,6 +377,8 @@ class _Core:
         if clock is None:
             self._sample_clock()
         self.engine: Any = None
+        #: Liveness of an engine this process supervises in a child process (``duetime run``).
+        self.engine_process: Callable[[], bool] | None = None
         self.lock = threading.RLock()
 
     def _sample_clock(self) -> None:
@@ -1066,8 +1068,18 @@ class Scheduler:
     # -- engine
     @property
     def engine_running(self) -> bool:
-        """True while an engine started by :meth:`start` runs in this process."""
-        return self._core.engine is not None
+        """True while an engine started by :meth:`start` runs in this process, or one this
+        process supervises (:meth:`attach_engine_process`) is alive."""
+        probe = self._core.engine_process
+        return self._core.engine is not None or (probe is not None and probe())
+
+    def attach_engine_process(self, alive: Callable[[], bool] | None) -> None:
+        """Report the engine a supervising process (``duetime run``) keeps in a child.
+
+        ``alive`` tells whether that engine is up; while it is, :meth:`run_pending` only fires
+        (the child starts the runs). None detaches it.
+        """
+        self._core.engine_process = alive
 
     def run_pending(self) -> list[Run]:
         """Fire due schedules; without a running engine also run due runs and wait for them."""
@@ -1083,7 +1095,7 @@ class Scheduler:
     def start(self) -> None:
         """Start the engine in a background thread (idempotent)."""
         with self._core.lock:
-            if self.engine_running:
+            if self._core.engine is not None:
                 return
             engine = self._core.new_engine()
             engine.start_background()

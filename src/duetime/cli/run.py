@@ -1,4 +1,10 @@
-"""``duetime run``: the engine and the REST API in one process (the dashboard will join them)."""
+"""``duetime run``: the REST API in this process, the engine in a supervised child process.
+
+The API never executes jobs (DESIGN §3.1): the engine runs as ``duetime scheduler run`` in a
+child this command starts, wakes on the API's changes, restarts if it dies and stops with
+it (:mod:`duetime.cli.engine_process`, docs/decisions/0008-engine-process.md). With
+``--engine-only``, or without the API extra, the engine runs in this process alone.
+"""
 
 from __future__ import annotations
 
@@ -72,7 +78,7 @@ def run(
     executor: Annotated[str | None, typer.Option("--executor")] = None,
     database: DatabaseOpt = None,
 ) -> None:
-    """Run the engine with the REST API (engine alone if the API extra is missing)."""
+    """Run the engine (in a child process) with the REST API (engine alone without the API)."""
     from duetime.scheduler import Scheduler
 
     settings = settings_for(
@@ -91,13 +97,29 @@ def run(
             _load(scheduler, load)
         _announce(settings, serve is not None, why)
         if serve is not None:
-            serve(scheduler, host=settings.api_host, port=settings.api_port, with_engine=True)
+            _serve_with_engine_process(scheduler, settings, serve)
         else:
             scheduler.run_forever()
     except KeyboardInterrupt:
         console.print("duetime: stopped", markup=False)
     finally:
         scheduler.close()
+
+
+def _serve_with_engine_process(scheduler: Any, settings: Any, serve: Callable[..., None]) -> None:
+    """Start the engine child, serve the API until stopped, then stop the child gracefully."""
+    from duetime.cli.engine_process import EngineProcess
+
+    engine = EngineProcess(settings)
+    try:
+        engine.start()
+        scheduler.attach_engine_process(engine.alive)
+        scheduler.store.add_change_listener(engine.wake)
+        serve(scheduler, host=settings.api_host, port=settings.api_port, with_engine=False)
+    finally:
+        scheduler.store.remove_change_listener(engine.wake)
+        scheduler.attach_engine_process(None)
+        engine.stop()
 
 
 def _load(scheduler: Any, files: list[Path]) -> None:

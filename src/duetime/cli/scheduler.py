@@ -35,6 +35,14 @@ ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="process, th
 JobsOpt = Annotated[
     str | None, typer.Option("--jobs", help="Comma-separated job modules to import.")
 ]
+SupervisorOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--supervisor-fd",
+        hidden=True,
+        help="Socket to the supervising `duetime run` (wake-ups in, readiness out).",
+    ),
+]
 
 
 @app.command("run")
@@ -45,6 +53,7 @@ def run(
     concurrency: ConcurrencyOpt = None,
     executor: ExecutorOpt = None,
     jobs: JobsOpt = None,
+    supervisor_fd: SupervisorOpt = None,
 ) -> None:
     """Run the engine until SIGTERM/SIGINT (or, with --once, until due runs finish)."""
     from duetime.engine.logs import configure_logging
@@ -58,7 +67,7 @@ def run(
         if once:
             _report(asyncio.run(_run_once(engines)))
         else:
-            asyncio.run(_serve(engines))
+            asyncio.run(_serve(engines, supervisor_fd))
     finally:
         for engine in engines:
             engine.store.dispose()
@@ -100,12 +109,20 @@ def _build_engine(url: str, settings: Settings) -> Engine:
     return Engine(store, registry=default_registry, executor=executor, clock=clock, settings=per_db)
 
 
-async def _serve(engines: list[Engine]) -> None:
-    """Run every engine's loop until SIGTERM/SIGINT, then stop them gracefully."""
+async def _serve(engines: list[Engine], supervisor_fd: int | None = None) -> None:
+    """Run every engine's loop until SIGTERM/SIGINT, then stop them gracefully.
+
+    Under ``duetime run`` (``supervisor_fd``) the engines also wake on every byte the API
+    process sends, and stop gracefully when it goes away (the socket reads end-of-file).
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if supervisor_fd is not None:
+        from duetime.cli.engine_process import follow_supervisor
+
+        follow_supervisor(loop, supervisor_fd, wake=[e.wake for e in engines], stop=stop)
     await asyncio.gather(*(engine.run(stop) for engine in engines))
 
 

@@ -1,30 +1,79 @@
-"""``duetime run``: engine + API through ``serve(..., with_engine=True)``, or the engine alone."""
+"""``duetime run``: the API here and the engine in a supervised child, or the engine alone."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
+from duetime.cli import engine_process
 from duetime.cli import run as run_cli
 
 Cli = Any  # the ``cli`` fixture (tests/unit/cli/conftest.py)
 
 
-def test_run_serves_api_and_engine_in_one_process(
+class FakeEngineProcess:
+    """Records what ``run`` does with its engine child."""
+
+    made: ClassVar[list[FakeEngineProcess]] = []
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.events: list[str] = []
+        FakeEngineProcess.made.append(self)
+
+    def start(self) -> None:
+        self.events.append("start")
+
+    def alive(self) -> bool:
+        return "start" in self.events and "stop" not in self.events
+
+    def wake(self) -> None:
+        self.events.append("wake")
+
+    def stop(self) -> int:
+        self.events.append("stop")
+        return 0
+
+
+def test_run_serves_the_api_with_the_engine_in_a_child(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[dict[str, Any]] = []
+    FakeEngineProcess.made.clear()
 
     def fake_serve(scheduler: Any, **kwargs: Any) -> None:
         calls.append({"tenant": scheduler.tenant, **kwargs})
+        assert scheduler.engine_running  # /status reports the child's engine
+        scheduler.for_tenant("t").add_schedule("woken", "duetime.noop", "@daily")
 
     monkeypatch.setattr(run_cli, "find_server", lambda: (fake_serve, ""))
-    result = cli("run", "--host", "0.0.0.0", "--port", "8123")
+    monkeypatch.setattr(engine_process, "EngineProcess", FakeEngineProcess)
+    result = cli("run", "--host", "0.0.0.0", "--port", "8123", "--concurrency", "3")
     assert result.exit_code == 0, result.output
-    assert calls == [{"tenant": "default", "host": "0.0.0.0", "port": 8123, "with_engine": True}]
+    assert calls == [{"tenant": "default", "host": "0.0.0.0", "port": 8123, "with_engine": False}]
+    (child,) = FakeEngineProcess.made
+    assert child.settings.concurrency == 3
+    assert child.events[0] == "start"
+    assert child.events[-1] == "stop"
+    assert "wake" in child.events  # a change made through the API wakes the child's engine
     assert "API http://0.0.0.0:8123/api/v1/" in result.stdout
     assert "examples.jobs" in result.stdout
+
+
+def test_child_command_carries_the_engine_flags_but_not_the_database_url() -> None:
+    from duetime.config import load_settings
+
+    settings = load_settings(
+        database_url="postgresql://u:secret@db/x", concurrency=7, executor="thread", jobs=["a", "b"]
+    )
+    argv = engine_process.child_command(settings, 9)
+    assert argv[1:5] == ["-m", "duetime.cli.main", "scheduler", "run"]
+    assert argv[argv.index("--concurrency") + 1] == "7"
+    assert argv[argv.index("--executor") + 1] == "thread"
+    assert argv[argv.index("--jobs") + 1] == "a,b"
+    assert argv[argv.index("--supervisor-fd") + 1] == "9"
+    assert not any("secret" in arg for arg in argv)  # argv is visible in ps
 
 
 def test_run_engine_only_uses_run_forever(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
