@@ -27,6 +27,7 @@ from duetime.clock import Clock
 from duetime.config import Settings
 from duetime.engine.inbox import OutcomeInbox
 from duetime.engine.leases import LeaseBook, renew, sample_clock_offset
+from duetime.engine.prefetch import PrefetchExecutor
 from duetime.engine.waiting import PostgresListener, SQLiteChangeWatcher, Waker
 from duetime.executors.base import ExecutionRequest, Executor, Outcome
 from duetime.models import Run, RunError, RunState
@@ -81,7 +82,13 @@ class Engine:
     ) -> None:
         self.store = store
         self.registry = registry
-        self.executor = executor
+        self.executor = (
+            executor
+            if isinstance(executor, PrefetchExecutor)
+            else PrefetchExecutor(
+                executor, clock, concurrency=getattr(executor, "concurrency", settings.concurrency)
+            )
+        )
         self.clock = clock
         self.settings = settings
         self.instance_id = instance_id or default_instance_id()
@@ -126,6 +133,7 @@ class Engine:
         self._more_work = False
         self._heartbeat_if_due()
         checked_at = self.clock.now()
+        self.executor.pump()  # a slot freed without an outcome (a timed-out thread returned)
         self._start()
         if self._fire_due_now():
             self._start()
@@ -141,7 +149,12 @@ class Engine:
         (the lookahead) would delay runs that are due now and can wait for a calmer cycle.
         """
         now = self.clock.now()
-        created = self._fire(lookahead_seconds=0.0 if self._saturated else None)
+        slots = 0 if self._saturated else self.executor.free_slots
+        claim = claims.DirectClaim(self.instance_id, slots, self.settings.lease_seconds)
+        created = self._fire(lookahead_seconds=0.0 if self._saturated else None, claim=claim)
+        for run in created:
+            if run.state is RunState.RUNNING and run.worker == self.instance_id:
+                self._submit(run)
         return any(r.state is RunState.PENDING and r.available_at <= now for r in created)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -228,8 +241,13 @@ class Engine:
         self._prepared = False
 
     # ------------------------------------------------------------ steps
-    def _fire(self, lookahead_seconds: float | None = None) -> list[Run]:
-        """Step 1: fire due schedules (§3.2, §3.3) — one transaction per batch."""
+    def _fire(
+        self, lookahead_seconds: float | None = None, claim: claims.DirectClaim | None = None
+    ) -> list[Run]:
+        """Step 1: fire due schedules (§3.2, §3.3) — one transaction per batch.
+
+        With ``claim``, fires due now start in the same transaction (no pending round trip).
+        """
         if self._stopping:
             return []
         if lookahead_seconds is None:
@@ -239,6 +257,7 @@ class Engine:
             now=self.clock.now(),
             lookahead_seconds=lookahead_seconds,
             registry=self.registry,
+            claim=claim if claim is not None and claim.slots > 0 else None,
         )
         if created:
             log.debug("fired", extra={"event": "engine.fired", "count": len(created)})
@@ -308,7 +327,7 @@ class Engine:
             self._inbox.put(self._failure(run, UNKNOWN_JOB, self._unknown_job_message(run.job)))
             return
         try:
-            self.executor.submit(self._request(run))
+            self.executor.submit(self._request(run), run.priority)
         except Exception as exc:
             log.exception("submit failed", extra={"event": "run.submit_failed", "run_id": run.id})
             self._inbox.put(self._failure(run, type(exc).__name__, f"could not start: {exc}"))
@@ -452,6 +471,7 @@ class Engine:
     async def _shutdown(self) -> None:
         """Stop firing and starting; let running jobs finish within the grace, then stop them."""
         self._stopping = True
+        await self._guarded(self._release_queued, retry=False)
         grace = self.settings.shutdown_grace_seconds
         log.info("engine stopping", extra={"event": "engine.stopping", "grace_seconds": grace})
         draining = asyncio.ensure_future(asyncio.to_thread(self.executor.shutdown, grace))
@@ -459,6 +479,14 @@ class Engine:
             await self._guarded(self._collect)
             await asyncio.wait({draining}, timeout=SHUTDOWN_POLL_SECONDS)
         await self._guarded(self._collect)
+
+    async def _release_queued(self) -> None:
+        """Give runs claimed but not started (the prefetch queue) back to ``pending``."""
+        queued = self.executor.take_queued()
+        if queued:
+            claims.release_runs(self.store, [(r.run_id, r.lease_token) for r in queued])
+        for request in queued:
+            self._leases.release(request.run_id)
 
     async def _collect(self) -> None:
         self._finish()

@@ -344,6 +344,51 @@ def _due_schedules(
     return [row_to_schedule(row) for row in conn.execute(_locked(store, query, skip=True))]
 
 
+@dataclass
+class DirectClaim:
+    """Start fires due now at once: claimed by ``worker`` in the fire's own transaction.
+
+    ``slots`` (decremented as runs are claimed) is the engine's free room after it claimed
+    every waiting run, so nothing already pending is overtaken. Only a schedule with no
+    active run qualifies (its ``max_instances`` room is then certain); other fires stay
+    ``pending`` for the ordinary claim.
+    """
+
+    worker: str
+    slots: int
+    lease_seconds: float
+
+
+def _claim_at_fire(
+    values: list[dict[str, Any]],
+    due: Sequence[Schedule],
+    counts: Mapping[str, int],
+    now: datetime,
+    claim: DirectClaim,
+) -> None:
+    """Mark the pending rows of ``values`` that may start now ``running`` under ``claim``."""
+    room = {s.id: s.max_instances for s in due if counts.get(s.id, 0) == 0}
+    expires = now + timedelta(seconds=claim.lease_seconds)
+    for row in values:
+        if claim.slots <= 0:
+            return
+        sid = row["schedule_id"]
+        if row["state"] != RunState.PENDING.value or row["available_at"] > now:
+            continue
+        if room.get(sid, 0) <= 0:
+            continue
+        room[sid] -= 1
+        claim.slots -= 1
+        row.update(
+            state=RunState.RUNNING.value,
+            worker=claim.worker,
+            lease_token=str(uuid.uuid4()),
+            lease_expires_at=expires,
+            started_at=now,
+            lateness_ms=max(0, _ms(now - row["available_at"])),
+        )
+
+
 def fire_due(
     store: SQLAlchemyStore,
     *,
@@ -352,13 +397,17 @@ def fire_due(
     batch_size: int = 500,
     max_batches: int | None = None,
     registry: Any = None,
+    claim: DirectClaim | None = None,
 ) -> list[Run]:
-    """Fire every due schedule (DESIGN §3.1 step 1, §3.2, §3.3); return the rows created."""
+    """Fire every due schedule (DESIGN §3.1 step 1, §3.2, §3.3); return the rows created.
+
+    With ``claim``, runs due now are created already started (see :class:`DirectClaim`).
+    """
     created: list[Run] = []
     batches = 0
     while max_batches is None or batches < max_batches:
         batches += 1
-        fired, full = _fire_batch(store, now, lookahead_seconds, batch_size, registry)
+        fired, full = _fire_batch(store, now, lookahead_seconds, batch_size, registry, claim)
         created.extend(fired)
         if not full:
             break
@@ -366,7 +415,12 @@ def fire_due(
 
 
 def _fire_batch(
-    store: SQLAlchemyStore, now: datetime, lookahead_seconds: float, batch_size: int, registry: Any
+    store: SQLAlchemyStore,
+    now: datetime,
+    lookahead_seconds: float,
+    batch_size: int,
+    registry: Any,
+    claim: DirectClaim | None = None,
 ) -> tuple[list[Run], bool]:
     """Fire one batch in one transaction; return its rows and whether the batch was full."""
     horizon = now + timedelta(seconds=lookahead_seconds)
@@ -381,6 +435,8 @@ def _fire_batch(
         values: list[dict[str, Any]] = []
         for schedule in due:
             values.extend(_fire_schedule(ctx, schedule, counts.get(schedule.id, 0)))
+        if claim is not None and claim.slots > 0:
+            _claim_at_fire(values, due, counts, now, claim)
         conn.execute(_ADVANCE, ctx.advances)
         created = _insert_runs(store, conn, values)
         store.changed(conn)
@@ -550,9 +606,15 @@ def _outcome_values(outcome: Outcome, row: Mapping[str, Any], now: datetime) -> 
     if row["cancel_requested"] and state is not RunState.SUCCEEDED:
         state = RunState.CANCELLED
     finished = outcome.finished_at or now
-    started = row["started_at"] or outcome.started_at or finished
+    # the executor's start is the real one (a prefetched run was claimed a moment earlier)
+    started = outcome.started_at or row["started_at"] or finished
+    lateness = row["lateness_ms"]
+    if outcome.started_at is not None and row["available_at"] is not None:
+        lateness = max(0, _ms(outcome.started_at - row["available_at"]))
     return {
         "state": state.value,
+        "started_at": started,
+        "lateness_ms": lateness,
         "finished_at": finished,
         "duration_ms": max(0, _ms(finished - started)),
         "result": outcome.result if state is RunState.SUCCEEDED else None,
@@ -630,6 +692,8 @@ _FINISH = (
     )
     .values(
         state=sa.bindparam("b_state"),
+        started_at=sa.bindparam("b_started", type_=t.runs.c.started_at.type),
+        lateness_ms=sa.bindparam("b_lateness"),
         finished_at=sa.bindparam("b_finished", type_=t.runs.c.finished_at.type),
         duration_ms=sa.bindparam("b_duration"),
         result=sa.bindparam("b_result", type_=t.runs.c.result.type),
@@ -664,6 +728,8 @@ def _renamed(values: Mapping[str, Any]) -> dict[str, Any]:
     """Map outcome columns to the bind names of :data:`_FINISH`."""
     return {
         "state": values["state"],
+        "started": values["started_at"],
+        "lateness": values["lateness_ms"],
         "finished": values["finished_at"],
         "duration": values["duration_ms"],
         "result": values["result"],
@@ -882,6 +948,33 @@ def renew_leases(
             if result.rowcount != 1:
                 lost.append(run_id)
     return lost
+
+
+_RELEASE = (
+    sa.update(t.runs)
+    .where(
+        t.runs.c.id == sa.bindparam("b_id"),
+        t.runs.c.lease_token == sa.bindparam("b_token"),
+        t.runs.c.state == RunState.RUNNING.value,
+    )
+    .values(
+        state=RunState.PENDING.value,
+        worker=None,
+        lease_token=None,
+        lease_expires_at=None,
+        started_at=None,
+        lateness_ms=None,
+    )
+)
+
+
+def release_runs(store: SQLAlchemyStore, leases: Sequence[tuple[str, str]]) -> None:
+    """Return claimed runs that never started to ``pending`` (fenced by lease token)."""
+    if not leases:
+        return
+    with store.write() as conn:
+        conn.execute(_RELEASE, [{"b_id": run_id, "b_token": token} for run_id, token in leases])
+        store.changed(conn)
 
 
 def recover_expired(store: SQLAlchemyStore, *, now: datetime, limit: int = 500) -> list[Run]:
