@@ -1052,6 +1052,7 @@ def _view_on(scheduler: Scheduler, store: Any) -> Scheduler:
     """A tenant view of ``scheduler`` whose store is ``store`` (one shared transaction)."""
     core = copy.copy(scheduler._core)
     core.store = store
+    core.trigger_memo = {}  # schedules sharing a trigger (the common case) build it once
     return type(scheduler)._view(core, scheduler.tenant)
 
 

@@ -111,11 +111,16 @@ def check_name(value: object, field: str = "name") -> str:
         raise ValidationError(f"must be a string, got {type(value).__name__}", field=field)
     if not 1 <= len(value) <= MAX_NAME_LENGTH:
         raise ValidationError(f"must be 1–{MAX_NAME_LENGTH} characters long", field=field)
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
-        raise ValidationError("must not contain control characters", field=field)
+    if not value.isascii() or not value.isprintable():  # ASCII: printable ⇔ no Cc character
+        _check_control_characters(value, field)
     if value != value.strip():
         raise ValidationError("must not start or end with whitespace", field=field)
     return value
+
+
+def _check_control_characters(value: str, field: str) -> None:
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
+        raise ValidationError("must not contain control characters", field=field)
 
 
 def _bool(field: str, value: object) -> bool:
@@ -154,6 +159,8 @@ def _days(field: str, value: object) -> float:
 
 
 def _json_object(field: str, value: object) -> dict[str, Any]:
+    if type(value) is dict and not value:
+        return {}  # the common case, exactly what the checks below return for it
     if not isinstance(value, Mapping):
         raise ValidationError(f"must be an object, got {type(value).__name__}", field=field)
     if json_depth(value) > MAX_JSON_DEPTH:
@@ -288,18 +295,19 @@ def plan_trigger(
     anchor_default: datetime,
     now: datetime,
     misfire_grace_time: float | None,
+    memo: TriggerMemo | None = None,
 ) -> tuple[dict[str, Any], datetime]:
     """Return the normalised spec and the first fire after ``now``; refuse one that never fires.
 
     A one-off date in the past is accepted within ``misfire_grace_time`` (it fires at once).
+    ``memo`` (bulk loads) reuses the trigger built for an identical spec, zone and window.
     """
     if not isinstance(spec, str | Mapping):
         raise InvalidTriggerError("must be a cron string or a trigger object", field="trigger")
     if start_at is not None and end_at is not None and end_at < start_at:
         raise InvalidTriggerError("must not be before start_date", field="end_date")
     anchor_at = start_at or anchor_default
-    normalized = normalize_spec(spec, timezone=timezone, start_at=anchor_at, now=anchor_at)
-    trigger = build_trigger(normalized, timezone, start_at=start_at, end_at=end_at)
+    normalized, trigger = _built_trigger(spec, timezone, start_at, end_at, anchor_at, memo)
     first = trigger.next_fire_time(now)
     if first is not None:
         return normalized, first
@@ -308,6 +316,79 @@ def plan_trigger(
     if end_at is not None and end_at <= now:
         raise InvalidTriggerError("is in the past: the schedule would never fire", field="end_date")
     raise InvalidTriggerError("never fires after now", field="trigger")
+
+
+#: Triggers built during one bulk load: (normalised spec, trigger) by spec, zone and window.
+TriggerMemo = dict[tuple[Any, ...], tuple[dict[str, Any], Trigger]]
+#: Plain JSON scalars keyed as they are (floats are keyed by ``hex()``: -0.0 == 0.0).
+_MEMO_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _built_trigger(
+    spec: str | Mapping[str, Any],
+    timezone: str,
+    start_at: datetime | None,
+    end_at: datetime | None,
+    anchor_at: datetime,
+    memo: TriggerMemo | None,
+) -> tuple[dict[str, Any], Trigger]:
+    """Normalise and build ``spec``; with ``memo``, an identical spec is built only once.
+
+    Only specs whose normal form has no anchor (cron, date and their and/or) are kept: an
+    anchor filled in from ``anchor_at`` (the creation time) differs per schedule.
+    """
+    key = _memo_key(spec, timezone, start_at, end_at) if memo is not None else None
+    known = memo.get(key) if memo is not None and key is not None else None
+    if known is not None:
+        return _copy_json(known[0]), known[1]
+    normalized = normalize_spec(spec, timezone=timezone, start_at=anchor_at, now=anchor_at)
+    trigger = build_trigger(normalized, timezone, start_at=start_at, end_at=end_at)
+    if memo is not None and key is not None and not _has_anchor(normalized):
+        memo[key] = (_copy_json(normalized), trigger)
+    return normalized, trigger
+
+
+def _memo_key(
+    spec: object, timezone: str, start_at: datetime | None, end_at: datetime | None
+) -> tuple[Any, ...] | None:
+    """A hashable, type-exact key for a plain-JSON spec and its window; None otherwise."""
+    try:
+        return (_frozen(spec), timezone, repr(start_at), repr(end_at))
+    except TypeError:
+        return None
+
+
+def _frozen(value: object) -> Any:
+    if isinstance(value, dict):
+        types = (*map(type, value), *map(type, value.values()))
+        if _MEMO_SCALARS.issuperset(types):  # flat (the common case): one tuple, exact types
+            return (dict, tuple(value.items()), types)
+    if isinstance(value, Mapping):
+        return (dict, tuple((_frozen(k), _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return (type(value), tuple(_frozen(v) for v in value))
+    if type(value) is float:
+        return (float, value.hex())
+    if type(value) in _MEMO_SCALARS:
+        return (type(value), value)
+    raise TypeError(f"not plain JSON: {type(value).__name__}")
+
+
+def _has_anchor(value: object) -> bool:
+    if isinstance(value, dict):
+        return "anchor" in value or any(_has_anchor(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_anchor(v) for v in value)
+    return False
+
+
+def _copy_json(value: Any) -> Any:
+    """Copy nested dicts and lists (JSON data); much faster than ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
 
 
 def _past_date_fire(
@@ -351,6 +432,9 @@ def _state_for(enabled: bool, next_run_at: datetime | None) -> tuple[str, dateti
 
 class _Core:
     """What every tenant view of one Scheduler shares: settings, store, registry, engine."""
+
+    #: Set on the copy a manifest load works through (see :func:`plan_trigger`).
+    trigger_memo: TriggerMemo | None = None
 
     def __init__(
         self,
@@ -641,6 +725,7 @@ class Scheduler:
             anchor_default=now,
             now=now,
             misfire_grace_time=record["misfire_grace_time"],
+            memo=self._core.trigger_memo,
         )
         state, next_run_at = _state_for(record["enabled"], first)
         record.update(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -241,3 +243,76 @@ def test_an_unchanged_reload_takes_no_write_lock(
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
+
+
+def test_inserted_values_convert_exactly_as_one_by_one(scheduler: Scheduler) -> None:
+    """Shared conversions keep values of equal hash apart (-0.0/0.0, True/1, zones)."""
+    dialect = scheduler.store.engine.dialect
+    inserter = manifest_ops._RowInserter(dialect)
+    shared: dict[str, Any] = {}
+    instant = datetime(2030, 1, 1, tzinfo=UTC)
+    paris = instant.astimezone(ZoneInfo("Europe/Paris"))
+    variants = [
+        {"misfire_grace_time": -0.0, "labels": {"a": True}, "next_run_at": instant},
+        {"misfire_grace_time": 0.0, "labels": {"a": 1}, "next_run_at": paris},
+        {"misfire_grace_time": 0.0, "labels": shared, "trigger": {"nested": {"x": [1, 2.5]}}},
+        {"misfire_grace_time": None, "labels": shared, "parameters": {"k": None}},
+    ]
+    columns = {c.key: c for c in t.schedules.c}
+    rows = [dict.fromkeys(inserter.keys) | variant for variant in variants]
+    expected = [
+        tuple(_convert(columns[key], dialect, row[key]) for key in inserter.keys) for row in rows
+    ]
+    for _ in range(2):  # the second batch reuses the memo
+        bound = inserter.bound_rows(rows)
+        # repr: exact types and signs (PostgreSQL's Json wrappers show what they wrap)
+        assert [[repr(v) for v in row] for row in bound] == [
+            [repr(v) for v in row] for row in expected
+        ]
+
+
+def _convert(column: sa.Column[Any], dialect: sa.Dialect, value: Any) -> Any:
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return value if process is None else process(value)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "0 3 * * *",
+        {"type": "cron", "expression": "0 3 * * *", "jitter": 0.0},
+        {"type": "cron", "expression": "0 3 * * *", "jitter": -0.0},
+        {"type": "interval", "minutes": 5},
+        {"type": "or", "triggers": ["0 3 * * *", {"type": "interval", "hours": 1}]},
+        {"type": "date", "run_at": "2030-06-01T00:00:00+00:00"},
+    ],
+)
+def test_a_trigger_memo_plans_exactly_as_without(spec: Any) -> None:
+    from duetime.scheduler import TriggerMemo, plan_trigger
+
+    memo: TriggerMemo = {}
+    base = datetime(2030, 1, 1, tzinfo=UTC)
+    for step in range(3):  # later creations: new anchor defaults and instants
+        now = base + timedelta(minutes=7 * step)
+        kwargs: dict[str, Any] = {
+            "timezone": "Europe/Paris",
+            "start_at": None,
+            "end_at": None,
+            "anchor_default": now,
+            "now": now,
+            "misfire_grace_time": 60.0,
+        }
+        assert plan_trigger(spec, memo=memo, **kwargs) == plan_trigger(spec, **kwargs)
+    anchored = "anchor" in json.dumps(plan_trigger(spec, **kwargs)[0])
+    assert len(memo) == (0 if anchored else 1)
+
+
+def test_trigger_memo_keys_keep_types_apart() -> None:
+    from duetime.scheduler import _memo_key
+
+    keys = [
+        _memo_key(spec, "UTC", None, None)
+        for spec in ({"a": 1}, {"a": True}, {"a": 1.0}, {"a": -0.0}, {"a": 0.0}, {1: "a"})
+    ]
+    assert len(set(keys)) == len(keys)
+    assert _memo_key({"a": datetime(2030, 1, 1, tzinfo=UTC)}, "UTC", None, None) is None

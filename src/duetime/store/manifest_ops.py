@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -91,6 +92,7 @@ class BulkStore:
         self.changes: list[_Change] = []
         self.job_type = functools.cache(shared.job_type)
         self.written = False
+        self._inserter: _RowInserter | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._shared, name)
@@ -155,8 +157,10 @@ class BulkStore:
         _update(self.conn, self.changes, now)
         cancel = [c.current.id for c in self.changes if c.changes.cancel_pending]
         _cancel_pending(self.conn, cancel, now)
-        for start in range(0, len(self.inserts), CHUNK):
-            _insert(self.conn, self.inserts[start : start + CHUNK])
+        if self.inserts:
+            if self._inserter is None:
+                self._inserter = _RowInserter(self.conn.dialect)
+            self._inserter.insert(self.conn, self.inserts)
         if self.changes or self.inserts:
             self.written = True
         self.discard()
@@ -167,55 +171,122 @@ class BulkStore:
             self._shared.changed(self.conn)
 
 
-def _insert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """INSERT schedule rows with one driver ``executemany`` in the open transaction.
+class _RowInserter:
+    """INSERTs schedule rows with one driver ``executemany`` per batch in the open transaction.
 
     The column types' own bind processors (JSON, UTC datetimes) convert the values, so rows
     are stored exactly as ``conn.execute(insert(schedules), rows)`` would store them, without
     its per-row bookkeeping; the store's NUL rule is applied here since its cursor hook is
-    bypassed.
+    bypassed. Conversion goes column by column and is shared by equal values for the whole
+    load (its rows repeat defaults, a few triggers and their next fire times).
     """
-    columns = list(t.schedules.c)
-    compiled = sa.insert(t.schedules).compile(
-        dialect=conn.dialect, column_keys=[c.key for c in columns]
-    )
-    by_key = {c.key: c for c in columns}
-    if compiled.positional:
-        keys = [compiled.binds[name].key for name in compiled.positiontup or ()]
-    else:
-        keys = [c.key for c in columns]
-    convert = [(i, _bind_processor(by_key[k], conn.dialect)) for i, k in enumerate(keys)]
-    processors = [(i, p) for i, p in convert if p is not None]
-    values = [_row_values(row, keys, processors) for row in rows]
-    _refuse_nul(values)
-    params: list[Any] = (
-        values if compiled.positional else [dict(zip(keys, v, strict=True)) for v in values]
-    )
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(str(compiled), params)
-    except conn.dialect.loaded_dbapi.IntegrityError as exc:
-        raise ConflictError(
-            "a schedule of this manifest was created by someone else meanwhile; load again"
-        ) from exc
-    finally:
-        cursor.close()
+
+    #: Converted values kept per column type; the memo is emptied when it grows past this.
+    MAX_MEMO = 50_000
+
+    def __init__(self, dialect: sa.Dialect) -> None:
+        columns = list(t.schedules.c)
+        compiled = sa.insert(t.schedules).compile(
+            dialect=dialect, column_keys=[c.key for c in columns]
+        )
+        by_key = {c.key: c for c in columns}
+        self.positional = compiled.positional
+        if compiled.positional:
+            self.keys = [compiled.binds[name].key for name in compiled.positiontup or ()]
+        else:
+            self.keys = [c.key for c in columns]
+        self.sql = str(compiled)
+        self.processors: list[tuple[int, Callable[[Any], Any], dict[Any, Any]]] = []
+        memos: dict[str, dict[Any, Any]] = {}
+        for index, key in enumerate(self.keys):
+            process = _bind_processor(by_key[key], dialect)
+            if process is not None:  # columns of one type (created_at, updated_at) share a memo
+                memo = memos.setdefault(repr(by_key[key].type), {})
+                self.processors.append((index, process, memo))
+
+    def insert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        """Convert and INSERT ``rows``; ConflictError when a name was taken meanwhile."""
+        values = self.bound_rows(rows)
+        params: list[Any] = (
+            values if self.positional else [dict(zip(self.keys, v, strict=True)) for v in values]
+        )
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(self.sql, params)
+        except conn.dialect.loaded_dbapi.IntegrityError as exc:
+            raise ConflictError(
+                "a schedule of this manifest was created by someone else meanwhile; load again"
+            ) from exc
+        finally:
+            cursor.close()
+
+    def bound_rows(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """The rows' values in statement order, converted, NUL rule checked."""
+        if not rows:
+            return []
+        get = operator.itemgetter(*self.keys)
+        try:
+            table = [get(row) for row in rows]
+        except KeyError:
+            table = [tuple(row.get(k) for k in self.keys) for row in rows]
+        columns = list(zip(*table, strict=True))
+        for index, process, memo in self.processors:
+            if len(memo) > self.MAX_MEMO:
+                memo.clear()
+            columns[index] = _converted(columns[index], process, memo)
+        _refuse_nul(columns)
+        return list(zip(*columns, strict=True))
 
 
-def _refuse_nul(rows: list[tuple[Any, ...]]) -> None:
-    """The store's NUL rule (PostgreSQL cannot store NUL in text), for rows sent to the driver."""
-    for row in rows:
-        if any("\0" in value for value in row if isinstance(value, str)):
-            raise ValidationError("text must not contain NUL (\\0) characters")
-
-
-def _row_values(
-    row: Mapping[str, Any], keys: list[str], processors: list[tuple[int, Callable[[Any], Any]]]
+def _converted(
+    column: tuple[Any, ...], process: Callable[[Any], Any], memo: dict[Any, Any]
 ) -> tuple[Any, ...]:
-    values = [row.get(k) for k in keys]
-    for index, process in processors:
-        values[index] = process(values[index])
-    return tuple(values)
+    """``process`` applied to every value: once per distinct object, once per equal value."""
+    distinct = dict(zip(map(id, column), column, strict=True))  # ids: the values are alive
+    by_id: dict[int, Any] = {}
+    for ident, value in distinct.items():
+        key = _memo_key(value)
+        if key is None:
+            by_id[ident] = process(value)
+        elif key in memo:
+            by_id[ident] = memo[key]
+        else:
+            by_id[ident] = memo[key] = process(value)
+    return tuple(map(by_id.__getitem__, map(id, column)))
+
+
+#: Values whose conversion is shared by equal values of the same type.
+_MEMO_SCALARS = frozenset({type(None), bool, int, str, datetime})
+#: Types a flat JSON object may hold and still be shared (floats: -0.0 == 0.0).
+_FLAT_JSON = frozenset({type(None), bool, int, str})
+
+
+def _memo_key(value: Any) -> Any:
+    """A type-exact key for ``value``'s converted form; None when it gets none."""
+    kind = type(value)
+    if kind in _MEMO_SCALARS:
+        return (kind, value)
+    if kind is float:
+        return (kind, value.hex())  # keeps -0.0 apart from 0.0
+    if kind is dict or kind is list:
+        if not value:
+            return (kind,)
+        if kind is dict:
+            types = (*map(type, value), *map(type, value.values()))
+            if _FLAT_JSON.issuperset(types):
+                return (kind, tuple(value.items()), types)
+    return None
+
+
+def _refuse_nul(columns: list[tuple[Any, ...]]) -> None:
+    """The store's NUL rule (PostgreSQL cannot store NUL in text), for values sent to the driver."""
+    for column in columns:
+        try:
+            text = "".join(column)
+        except TypeError:  # not only text: check the text values
+            text = "".join([value for value in column if isinstance(value, str)])
+        if "\0" in text:
+            raise ValidationError("text must not contain NUL (\\0) characters")
 
 
 def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
