@@ -1,17 +1,41 @@
-"""Fast JSON responses straight from pydantic (no second validation pass in FastAPI)."""
+"""Fast JSON responses straight from pydantic (no second validation pass in FastAPI).
+
+Schedules and runs are serialised straight from the domain dataclasses, whose fields are
+exactly those of ``ScheduleOut`` / ``RunOut`` (the documented response models; a test keeps
+them equal): validating each object into a response model first cost ~12 µs per schedule,
+about a tenth of a 20-item page's server time.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from starlette.responses import Response
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from duetime.api.problems import problem_body
 from duetime.api.schemas import Problem
-from duetime.models import Schedule
+from duetime.models import Run, Schedule
 
 JSON_MEDIA_TYPE = "application/json"
+
+
+class _SchedulePage(TypedDict):
+    items: Sequence[Schedule]
+    next_cursor: str | None
+
+
+class _RunPage(TypedDict):
+    items: Sequence[Run]
+    next_cursor: str | None
+
+
+_SCHEDULE: TypeAdapter[Schedule] = TypeAdapter(Schedule)
+_SCHEDULE_PAGE: TypeAdapter[_SchedulePage] = TypeAdapter(_SchedulePage)
+_RUN: TypeAdapter[Run] = TypeAdapter(Run)
+_RUN_PAGE: TypeAdapter[_RunPage] = TypeAdapter(_RunPage)
 
 
 def model_response(
@@ -24,6 +48,36 @@ def model_response(
         media_type=JSON_MEDIA_TYPE,
         headers=headers,
     )
+
+
+def _json(content: bytes, status: int, headers: dict[str, str] | None) -> Response:
+    return Response(
+        content=content, status_code=status, media_type=JSON_MEDIA_TYPE, headers=headers
+    )
+
+
+def schedule_response(
+    schedule: Schedule, *, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A ``ScheduleOut`` answer."""
+    return _json(_SCHEDULE.dump_json(schedule), status, headers)
+
+
+def schedule_page_response(items: Sequence[Schedule], next_cursor: str | None) -> Response:
+    """A ``SchedulePage`` answer."""
+    page: _SchedulePage = {"items": items, "next_cursor": next_cursor}
+    return _json(_SCHEDULE_PAGE.dump_json(page), 200, None)
+
+
+def run_response(run: Run, *, status: int = 200) -> Response:
+    """A ``RunOut`` answer."""
+    return _json(_RUN.dump_json(run), status, None)
+
+
+def run_page_response(items: Sequence[Run], next_cursor: str | None) -> Response:
+    """A ``RunPage`` answer."""
+    page: _RunPage = {"items": items, "next_cursor": next_cursor}
+    return _json(_RUN_PAGE.dump_json(page), 200, None)
 
 
 def etag(schedule: Schedule) -> dict[str, str]:

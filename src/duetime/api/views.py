@@ -10,8 +10,7 @@ from typing import Any
 from starlette.responses import Response
 
 from duetime.api.auth import Principal
-from duetime.api.responses import model_response
-from duetime.api.schemas import RunOut, RunPage
+from duetime.api.responses import run_page_response
 from duetime.keys import ALL_TENANTS
 from duetime.models import SCHEDULE_FIELD_DEFAULTS, RunState
 from duetime.triggers.tz import get_zone
@@ -56,8 +55,7 @@ def run_page(view: Any, filters: RunFilters, limit: int, cursor: str | None) -> 
         limit=limit,
         cursor=cursor,
     )
-    items = [RunOut.of(run) for run in page.items]
-    return model_response(RunPage(items=items, next_cursor=page.next_cursor))
+    return run_page_response(page.items, page.next_cursor)
 
 
 def local_iso(at: datetime, timezone: str) -> str:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from duetime.api.deps import Operator, SchedulerDep, Viewer
-from duetime.api.responses import COMMON_ERRORS, NOT_FOUND, model_response
+from duetime.api.responses import COMMON_ERRORS, NOT_FOUND, run_page_response, run_response
 from duetime.api.schemas import (
     RunListQuery,
     RunOut,
@@ -26,7 +26,7 @@ def list_runs(
     """Runs of the caller's tenant, newest first, keyset-paginated."""
     view = view_for_filter(scheduler, principal, q.tenant)
     if view is None:
-        return model_response(RunPage(items=[], next_cursor=None))
+        return run_page_response([], None)
     filters = RunFilters(
         schedule=q.schedule, states=q.state, job=q.job, since=q.since, until=q.until
     )
@@ -37,7 +37,7 @@ def list_runs(
 def get_run(id: str, principal: Viewer, scheduler: SchedulerDep) -> Response:
     """One run with its result or error and traceback."""
     run = tenant_view(scheduler, principal).get_run(id)
-    return model_response(RunOut.of(run))
+    return run_response(run)
 
 
 @router.post(
@@ -46,7 +46,7 @@ def get_run(id: str, principal: Viewer, scheduler: SchedulerDep) -> Response:
 def rerun(id: str, principal: Operator, scheduler: SchedulerDep) -> Response:
     """Run the same job and parameters again (kind ``rerun``)."""
     run = tenant_view(scheduler, principal).rerun(id)
-    return model_response(RunOut.of(run), status=201)
+    return run_response(run, status=201)
 
 
 @router.post(
@@ -58,4 +58,4 @@ def rerun(id: str, principal: Operator, scheduler: SchedulerDep) -> Response:
 def cancel(id: str, principal: Operator, scheduler: SchedulerDep) -> Response:
     """Cancel a pending run; ask the engine to stop a running one."""
     run = tenant_view(scheduler, principal).cancel(id)
-    return model_response(RunOut.of(run))
+    return run_response(run)

@@ -10,7 +10,16 @@ from starlette.responses import Response
 from duetime.api.auth import Principal
 from duetime.api.deps import Admin, IfMatch, Operator, SchedulerDep, Viewer, expected_version
 from duetime.api.problems import ApiProblem
-from duetime.api.responses import COMMON_ERRORS, NOT_FOUND, PRECONDITION, etag, model_response
+from duetime.api.responses import (
+    COMMON_ERRORS,
+    NOT_FOUND,
+    PRECONDITION,
+    etag,
+    model_response,
+    run_response,
+    schedule_page_response,
+    schedule_response,
+)
 from duetime.api.schemas import (
     DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
@@ -59,7 +68,7 @@ def list_schedules(
     """Live schedules of the caller's tenant, oldest first, keyset-paginated."""
     view = view_for_filter(scheduler, principal, q.tenant)
     if view is None:
-        return model_response(SchedulePage(items=[], next_cursor=None))
+        return schedule_page_response([], None)
     page = view.list_schedules(
         state=q.state.value if q.state else None,
         job=q.job,
@@ -70,8 +79,7 @@ def list_schedules(
         limit=q.limit,
         cursor=q.cursor,
     )
-    items = [ScheduleOut.of(s) for s in page.items]
-    return model_response(SchedulePage(items=items, next_cursor=page.next_cursor))
+    return schedule_page_response(page.items, page.next_cursor)
 
 
 @router.post(
@@ -89,7 +97,7 @@ def create_schedule(principal: Admin, scheduler: SchedulerDep, body: ScheduleCre
         body.name, body.job, body.trigger, source="api", created_by=principal.label, **fields
     )
     headers = {**etag(schedule), "Location": f"/api/v1/schedules/{schedule.id}"}
-    return model_response(ScheduleOut.of(schedule), status=201, headers=headers)
+    return schedule_response(schedule, status=201, headers=headers)
 
 
 _IDENTITY = ("name", "job", "trigger", "tenant")
@@ -99,7 +107,7 @@ _IDENTITY = ("name", "job", "trigger", "tenant")
 def get_schedule(id: IdOrName, principal: Viewer, scheduler: SchedulerDep) -> Response:
     """One schedule by id or name."""
     schedule = tenant_view(scheduler, principal).get_schedule(id)
-    return model_response(ScheduleOut.of(schedule), headers=etag(schedule))
+    return schedule_response(schedule, headers=etag(schedule))
 
 
 @router.put("/{id}", response_model=ScheduleOut, responses=_WRITE, summary="Replace a schedule")
@@ -162,7 +170,7 @@ def _update(
     schedule = view.update_schedule(
         current.id, expected_version=wanted, edited_by=principal.label, **changes
     )
-    return model_response(ScheduleOut.of(schedule), headers=etag(schedule))
+    return schedule_response(schedule, headers=etag(schedule))
 
 
 def _guarded(
@@ -204,14 +212,14 @@ def delete_schedule(
 def _switch(view: Any, method: str, ref: str, wanted: int | None) -> Response:
     """Pause or resume (``method``) the schedule and answer with it and its ETag."""
     schedule = getattr(view, method)(ref, expected_version=wanted)
-    return model_response(ScheduleOut.of(schedule), headers=etag(schedule))
+    return schedule_response(schedule, headers=etag(schedule))
 
 
 def _trigger(
     view: Any, ref: str, wanted: int | None, parameters: Any, principal: Principal
 ) -> Response:
     run = view.trigger(ref, parameters, triggered_by=principal.label, expected_version=wanted)
-    return model_response(RunOut.of(run), status=201)
+    return run_response(run, status=201)
 
 
 @router.post("/{id}/pause", response_model=ScheduleOut, responses=_WRITE, summary="Pause")
