@@ -349,7 +349,75 @@ def _single(file: str, message: str, field_path: str | None = None) -> ManifestE
 
 
 #: libyaml's parser when PyYAML was built with it (several times faster), else pure Python.
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SAFE_LOADER: Any = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+#: Mapping keys with a meaning of their own (``<<: *defaults``, ``=``): left to PyYAML.
+_SPECIAL_KEY_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+
+
+class _Recursive(Exception):
+    """A node that contains itself (``&a [*a]``): PyYAML's own construction handles it."""
+
+
+class _ManifestLoader(_SAFE_LOADER):  # type: ignore[misc]
+    """The safe loader, building plain strings, mappings and lists itself.
+
+    PyYAML's constructor spends most of a big manifest's load on per-node bookkeeping; here
+    nodes tagged str/map/seq become ``str``/``dict``/``list`` directly and every other node
+    (numbers, booleans, null, dates, merge keys, other tags) goes through PyYAML's safe
+    constructor, so the data — and every error — is what ``yaml.safe_load`` gives.
+    """
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        built: dict[int, Any] = {}
+        try:
+            return self._plain(node, built, set())
+        except _Recursive:
+            self._forget()
+            return self.construct_document(node)
+        finally:
+            self._forget()
+
+    def _forget(self) -> None:
+        constructed: dict[Any, Any] = {}
+        recursive: dict[Any, Any] = {}
+        self.constructed_objects, self.recursive_objects = constructed, recursive
+
+    def _plain(self, node: yaml.Node, built: dict[int, Any], open_ids: set[int]) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return node.value if node.tag == _STR_TAG else self.construct_object(node, deep=True)
+        ident = id(node)  # an alias (*name) is the same node: one object, as PyYAML makes
+        if ident in built:
+            return built[ident]
+        if ident in open_ids:
+            raise _Recursive
+        open_ids.add(ident)
+        if isinstance(node, yaml.MappingNode) and node.tag == _MAP_TAG:
+            data: Any = self._mapping(node, built, open_ids)
+        elif isinstance(node, yaml.SequenceNode) and node.tag == _SEQ_TAG:
+            data = [self._plain(item, built, open_ids) for item in node.value]
+        else:
+            data = self.construct_object(node, deep=True)
+        open_ids.discard(ident)
+        built[ident] = data
+        return data
+
+    def _mapping(self, node: yaml.MappingNode, built: dict[int, Any], open_ids: set[int]) -> Any:
+        data: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _STR_TAG:
+                key = key_node.value
+            elif isinstance(key_node, yaml.ScalarNode) and key_node.tag not in _SPECIAL_KEY_TAGS:
+                key = self.construct_object(key_node, deep=True)
+            else:  # merge keys, collection keys (PyYAML's errors for unhashable ones)
+                return self.construct_object(node, deep=True)
+            data[key] = self._plain(value_node, built, open_ids)
+        return data
 
 
 def parse_document(text: str, label: str) -> Any:
@@ -362,7 +430,7 @@ def parse_document(text: str, label: str) -> Any:
                 label, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
     try:
-        return yaml.load(text, Loader=_YAML_LOADER)  # a safe loader (C or Python)
+        return yaml.load(text, Loader=_ManifestLoader)  # a safe loader (C or Python)
     except yaml.YAMLError as exc:
         raise _single(label, _yaml_message(exc)) from None
 

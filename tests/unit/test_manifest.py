@@ -446,3 +446,69 @@ def test_and_or_children_without_anchors_are_not_a_change_on_reload() -> None:
     assert compute_plan([item], [stored("o", trigger=stored_spec)]).items[0].action == "unchanged"
     moved = {**stored_spec, "triggers": [stored_spec["triggers"][0], {**children[1], "days": 2}]}
     assert compute_plan([item], [stored("o", trigger=moved)]).items[0].action == "update"
+
+
+YAML_SHAPES = [
+    "schedules:\n  - {name: a, job: j, cron: '0 3 * * *', priority: 2, timeout: 1.5}\n",
+    "a: [1, -0.0, .inf, ~, null, true, False, 0x1f, 0o17, 1_000, '07', 2030-01-02]\n",
+    "t: 2030-01-02T03:04:05+01:00\nb: !!binary aGk=\ns: !!str 12\nf: !!float 3\n",
+    "d: &d {priority: 1, labels: {x: y}}\nuse: *d\nmerged: {<<: *d, priority: 2}\n",
+    "list: &l [a, b]\nagain: *l\nnested: {k: [[1, {z: *l}]]}\n",
+    "omap: !!omap [a: 1, b: 2]\nset: !!set {a, b}\npairs: !!pairs [a: 1, a: 2]\n",
+    "1: int key\n2030-01-01: date key\n~: null key\ntrue: bool key\n1.5: float key\n",
+    "dup: 1\ndup: 2\n= : value key\n",
+    "",
+    "# only a comment\n",
+    "plain scalar\n",
+    "- &r [*r]\n",
+    "k: &m {self: *m}\n",
+]
+
+
+def _loaders() -> list[Any]:
+    import yaml
+
+    from duetime import manifest
+
+    methods = ("get_single_data", "_forget", "_plain", "_mapping")
+    pure = type(
+        "PureLoader", (yaml.SafeLoader,), {m: vars(manifest._ManifestLoader)[m] for m in methods}
+    )
+    return [(manifest._ManifestLoader, manifest._SAFE_LOADER), (pure, yaml.SafeLoader)]
+
+
+@pytest.mark.parametrize("text", YAML_SHAPES)
+def test_yaml_loads_exactly_as_safe_load(text: str) -> None:
+    import yaml
+
+    for loader, base in _loaders():
+        expected = yaml.load(text, Loader=base)
+        got = yaml.load(text, Loader=loader)
+        assert repr(got) == repr(expected)
+        assert type(got) is type(expected)
+
+
+def test_yaml_aliases_stay_one_object() -> None:
+    import yaml
+
+    for loader, _ in _loaders():
+        data = yaml.load("a: &x {k: [1]}\nb: *x\nc: [*x]\n", Loader=loader)
+        assert data["a"] is data["b"] is data["c"][0]
+
+
+@pytest.mark.parametrize("text", ["? [a, b]\n: 1\n", "? {a: 1}\n: 1\n", "a: !!int x\n"])
+def test_yaml_errors_are_pyyamls(text: str) -> None:
+    import yaml
+
+    for loader, base in _loaders():
+        expected = _error_of(lambda base=base: yaml.load(text, Loader=base))
+        got = _error_of(lambda loader=loader: yaml.load(text, Loader=loader))
+        assert (type(got), str(got)) == (type(expected), str(expected))
+
+
+def _error_of(load: Any) -> BaseException:
+    try:
+        load()
+    except Exception as exc:  # whatever PyYAML raises
+        return exc
+    raise AssertionError("no error raised")
