@@ -1,4 +1,4 @@
-"""The engine of ``duetime run`` in its own process (docs/decisions/0008-engine-process.md).
+"""The engine of ``duetime run`` in its own process (docs/decisions/0009-engine-process.md).
 
 The API process (the parent) starts ``duetime scheduler run`` as a child and keeps a socket
 pair with it:

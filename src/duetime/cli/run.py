@@ -2,7 +2,7 @@
 
 The API never executes jobs (DESIGN §3.1): the engine runs as ``duetime scheduler run`` in a
 child this command starts, wakes on the API's changes, restarts if it dies and stops with
-it (:mod:`duetime.cli.engine_process`, docs/decisions/0008-engine-process.md). With
+it (:mod:`duetime.cli.engine_process`, docs/decisions/0009-engine-process.md). With
 ``--engine-only``, or without the API extra, the engine runs in this process alone.
 """
 
