@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from functools import partial
 from pathlib import Path
@@ -1073,7 +1073,8 @@ def _validated_parameters(
             where = f"schedules[{item.index}].{exc.field or 'parameters'}"
             problems.append(ManifestProblem(item.file, where, exc.message))
             continue
-        out.append(replace(item, values={**item.values, "parameters": params}))
+        item.values["parameters"] = params  # this load's own dict
+        out.append(item)
     if problems:
         raise ManifestError.of(problems)
     return out
@@ -1142,7 +1143,13 @@ def _apply_item(view: Scheduler, item: PlanItem, problems: list[ManifestProblem]
 
 
 def _create(view: Scheduler, desired: DesiredSchedule) -> None:
-    values = {k: v for k, v in desired.values.items() if not _is_default(k, v, SCHEDULE_DEFAULTS)}
+    explicit = desired.explicit
+    values = {
+        k: v
+        for k, v in desired.values.items()
+        if (k in explicit or k not in _FACADE_DEFAULTED)
+        and not _is_default(k, v, SCHEDULE_DEFAULTS)
+    }
     job, trigger, zone = values.pop("job"), values.pop("trigger"), values.pop("timezone")
     parameters = values.pop("parameters", None)
     view.add_schedule(
@@ -1166,3 +1173,10 @@ def _is_default(key: str, value: Any, defaults: Mapping[str, Any]) -> bool:
         return False
     default = defaults[key]
     return type(value) is type(default) and bool(value == default)
+
+
+#: Fields a manifest leaves at the facade's own default unless it writes them (values of the
+#: fields not in ``DesiredSchedule.explicit`` are ``FIELD_DEFAULTS``').
+_FACADE_DEFAULTED = frozenset(
+    k for k, v in FIELD_DEFAULTS.items() if _is_default(k, v, SCHEDULE_DEFAULTS)
+)

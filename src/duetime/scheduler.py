@@ -214,6 +214,8 @@ def _optional(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
     return lambda field, value: None if value is None else check(field, value)
 
 
+_OVERLAPS = tuple(o.value for o in Overlap)
+_SOURCES = tuple(s.value for s in Source)
 _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "description": _description,
     "enabled": _bool,
@@ -226,8 +228,8 @@ _FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "misfire_grace_time": _optional(_seconds),
     "retry_backoff": _seconds,
     "timeout": _optional(lambda f, v: _seconds(f, v, strict=True)),
-    "overlap": lambda f, v: _choice(f, v, [o.value for o in Overlap]),
-    "source": lambda f, v: _choice(f, v, [s.value for s in Source]),
+    "overlap": lambda f, v: _choice(f, v, _OVERLAPS),
+    "source": lambda f, v: _choice(f, v, _SOURCES),
     "executor": _executor,
     "chain": _chain,
     "labels": _json_object,
