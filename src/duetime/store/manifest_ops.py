@@ -230,22 +230,33 @@ class _RowInserter:
         except KeyError:
             table = [tuple(row.get(k) for k in self.keys) for row in rows]
         columns = list(zip(*table, strict=True))
+        converted: dict[int, dict[int, Any]] = {}  # by memo: this batch's values by id
         for index, process, memo in self.processors:
             if len(memo) > self.MAX_MEMO:
                 memo.clear()
-            columns[index] = _converted(columns[index], process, memo)
+            by_id = converted.setdefault(id(memo), {})
+            columns[index] = _converted(columns[index], process, memo, by_id)
         _refuse_nul(columns)
         return list(zip(*columns, strict=True))
 
 
 def _converted(
-    column: tuple[Any, ...], process: Callable[[Any], Any], memo: dict[Any, Any]
+    column: tuple[Any, ...],
+    process: Callable[[Any], Any],
+    memo: dict[Any, Any],
+    by_id: dict[int, Any],
 ) -> tuple[Any, ...]:
-    """``process`` applied to every value: once per distinct object, once per equal value."""
-    distinct = dict(zip(map(id, column), column, strict=True))  # ids: the values are alive
-    by_id: dict[int, Any] = {}
+    """``process`` applied to every value: once per distinct object, once per equal value.
+
+    ``by_id`` holds the batch's converted objects (alive while it runs, so ids are unique)
+    and is shared by columns of one type: ``created_at`` and ``updated_at`` are one object.
+    """
+    distinct = dict(zip(map(id, column), column, strict=True))
     for ident, value in distinct.items():
-        key = _memo_key(value)
+        if ident in by_id:
+            continue
+        kind = type(value)
+        key = (kind, value) if kind in _MEMO_SCALARS else _memo_key(value)
         if key is None:
             by_id[ident] = process(value)
         elif key in memo:
