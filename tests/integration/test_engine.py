@@ -471,15 +471,22 @@ async def test_sleep_is_zero_for_work_that_became_due_during_the_cycle(
 ) -> None:
     at = T0 + timedelta(minutes=1)
     add_schedule(store, "due", {"type": "date", "run_at": at.isoformat()}, now=clock.now())
-    engine, _ = make_engine(store, clock, lookahead_seconds=1.0, heartbeat_seconds=10.0)
+    engine, executor = make_engine(store, clock, lookahead_seconds=1.0, heartbeat_seconds=10.0)
     clock.set(at - seconds(1.5))
     await engine.tick()  # nothing is due yet: the fire is 1.5 s away, the lookahead 1 s
-    assert engine._seconds_until_due() == pytest.approx(0.5)
-    clock.advance(0.6)  # the fire came within the lookahead after the cycle looked
+    assert engine._seconds_until_due() == pytest.approx(1.0)  # wakes half a lookahead early
+    clock.advance(1.1)  # that instant passed after the cycle looked: due now
     assert engine._seconds_until_due() == 0.0
-    await engine.tick()  # fires it (a pending run, available at `at`)
-    clock.advance(1.0)  # the run became due after that cycle: due now, no sleeping
-    assert engine._seconds_until_due() == 0.0
+    await engine.tick()  # fires it and claims it ahead: it waits here for its instant
+    (run,) = runs_of(store)
+    assert run.state is RunState.RUNNING
+    assert executor.submitted == []
+    clock.advance(0.3)  # 0.1 s before its instant
+    engine.executor.pump()  # what the prefetch timer thread does: not before its instant
+    assert executor.submitted == []
+    clock.advance(0.1)
+    engine.executor.pump()
+    assert [r.run_id for r in executor.submitted] == [run.id]
 
 
 async def test_sleep_ignores_runs_held_back_by_max_instances(
@@ -514,9 +521,10 @@ async def test_lookahead_does_not_judge_overlap_before_the_instant(
     executor.complete(first.id)
     clock.set(T0 + seconds(19.5))
     await engine.tick()  # writes the outcome
-    await engine.tick()  # now fires T0+20 s ahead
+    await engine.tick()  # now fires T0+20 s ahead (and claims it: it waits for its instant)
     second = runs_of(store, sid)[1]
-    assert (second.state, second.scheduled_for) == (RunState.PENDING, T0 + seconds(20))
+    assert (second.state, second.scheduled_for) == (RunState.RUNNING, T0 + seconds(20))
+    assert executor.inflight == {}
     clock.set(T0 + seconds(20))
     await engine.tick()
     clock.set(T0 + seconds(30))

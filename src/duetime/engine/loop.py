@@ -150,7 +150,9 @@ class Engine:
         """
         now = self.clock.now()
         slots = 0 if self._saturated else self.executor.free_slots
-        claim = claims.DirectClaim(self.instance_id, slots, self.settings.lease_seconds)
+        claim = claims.DirectClaim(
+            self.instance_id, slots, self.settings.lease_seconds, until=self._claim_until(now)
+        )
         created = self._fire(lookahead_seconds=0.0 if self._saturated else None, claim=claim)
         for run in created:
             if run.state is RunState.RUNNING and run.worker == self.instance_id:
@@ -199,7 +201,7 @@ class Engine:
             self._waker.clear()
             self._more_work = False
             self._fire(lookahead_seconds=0.0)  # nothing ahead: we only wait for what is due
-            started.extend(run.id for run in self._start())
+            started.extend(run.id for run in self._start(ahead=False))
             self._finish()
             if not self._leases and not self._inbox and not self._more_work:
                 break
@@ -263,19 +265,26 @@ class Engine:
             log.debug("fired", extra={"event": "engine.fired", "count": len(created)})
         return created
 
-    def _start(self) -> list[Run]:
-        """Step 2: claim pending runs up to our free slots and hand them to the executor."""
+    def _start(self, *, ahead: bool = True) -> list[Run]:
+        """Step 2: claim pending runs up to our free slots and hand them to the executor.
+
+        With ``ahead``, runs available within the lookahead are claimed too; the executor
+        wrapper hands each over at its instant (docs/decisions/0008).
+        """
         slots = 0 if self._stopping else self.executor.free_slots
+        now = self.clock.now()
         runs = claims.claim_runs(
             self.store,
-            now=self.clock.now(),
+            now=now,
             worker=self.instance_id,
             slots=slots,
             lease_seconds=self.settings.lease_seconds,
+            until=self._claim_until(now) if ahead else None,
         )
         for run in runs:
             self._submit(run)
-        self._saturated = bool(runs) and len(runs) == slots
+        # no room (or all of it taken): fire only what is due now, not the lookahead
+        self._saturated = slots == 0 or len(runs) == slots
         if self._saturated and self.executor.free_slots > 0:
             self._more_work = True  # there may be more to start right away
         return runs
@@ -327,7 +336,7 @@ class Engine:
             self._inbox.put(self._failure(run, UNKNOWN_JOB, self._unknown_job_message(run.job)))
             return
         try:
-            self.executor.submit(self._request(run), run.priority)
+            self.executor.submit(self._request(run), run.priority, run.available_at)
         except Exception as exc:
             log.exception("submit failed", extra={"event": "run.submit_failed", "run_id": run.id})
             self._inbox.put(self._failure(run, type(exc).__name__, f"could not start: {exc}"))
@@ -347,6 +356,10 @@ class Engine:
             max_attempts=run.max_attempts,
             database_url=self._jobs_url,
         )
+
+    def _claim_until(self, now: datetime) -> datetime:
+        """The latest ``available_at`` a claim now may take (now + lookahead)."""
+        return now + timedelta(seconds=self.settings.lookahead_seconds)
 
     def _unknown_job_message(self, job: str) -> str:
         modules = ", ".join(self.settings.jobs) or "none"
@@ -396,11 +409,14 @@ class Engine:
         now = self.clock.now()
         checked = self._checked_at or now
         due = claims.next_due(self.store)
-        lookahead = timedelta(seconds=self.settings.lookahead_seconds)
+        # wake half a lookahead before the next instant: one cycle then fires and claims
+        # everything due in the next half lookahead, handed over on time by the prefetch timer
+        lookahead = timedelta(seconds=self.settings.lookahead_seconds / 2)
         instants = [
             due.next_fire_at - lookahead if due.next_fire_at else None,
             due.next_fire_at,  # a fire held back from the lookahead by an active run
-            due.next_available_at,
+            due.next_available_at - lookahead if due.next_available_at else None,
+            due.next_available_at,  # a run the last claim left for lack of a slot
             due.next_lease_expiry_at,
         ]
         waits = [(i - now).total_seconds() for i in instants if i is not None and i > checked]

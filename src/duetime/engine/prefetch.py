@@ -1,33 +1,36 @@
-"""Prefetch: claim short runs in batches larger than the free slots (docs/decisions/0008).
+"""Prefetch: claim runs before a slot frees or their instant comes (docs/decisions/0008).
 
 An engine with 10 slots running jobs that take a millisecond would otherwise claim and
-finish 10 runs per transaction. :class:`PrefetchExecutor` wraps any executor with a small
-local queue: the engine may claim as many runs as the slots are expected to *start* within
-``PREFETCH_SECONDS`` (judged from how long this engine's recent runs really took), and the
-queue hands each one to the executor the moment a slot frees — from the executor's own
-thread, without a round trip through the engine loop.
+finish 10 runs per transaction, and would start a run only after the database round trip
+that claims it. :class:`PrefetchExecutor` wraps any executor with a small local queue:
 
-Long jobs get no prefetch (their expected starts within the window round down to zero), so
-several replicas still share long work fairly. Queued runs are ``running`` in the database
-under this engine's lease (leases are renewed; a crash recovers them like any other run);
-their ``started_at`` / ``lateness_ms`` are rewritten with the real start when they finish.
-A queued run whose cancellation is requested ends ``cancelled`` without starting; on
-shutdown the engine takes the queue back (:meth:`PrefetchExecutor.take_queued`) and returns
-those runs to ``pending``.
+- **Ahead of a free slot**: the engine may claim as many runs as its slots are expected to
+  *start* within ``PREFETCH_SECONDS``, judged from how long this engine's recent runs really
+  took; the queue hands each one to the executor the moment a slot frees, from the
+  executor's own thread. Long jobs get no such room, so replicas still share them fairly.
+- **Ahead of its instant**: a run claimed within the lookahead waits here until its
+  ``available_at`` and is handed over by a timer thread at that instant (not after a
+  database round trip), so starts are punctual.
 
-Lock order: this wrapper never calls the inner executor while holding its own lock, so an
+Queued runs are ``running`` in the database under this engine's lease (leases are renewed;
+a crash recovers them like any other run); their ``started_at`` / ``lateness_ms`` are
+rewritten with the real start when they finish. A queued run whose cancellation is
+requested ends ``cancelled`` without starting; on shutdown the engine takes the queue back
+(:meth:`PrefetchExecutor.take_queued`) and returns those runs to ``pending``.
+
+Lock order: the wrapper never calls the inner executor while holding its own lock, so an
 inner executor may report outcomes while holding its lock.
 """
 
 from __future__ import annotations
 
-import heapq
 import threading
 import time
 from collections.abc import Callable
-from itertools import count
+from datetime import datetime
 
 from duetime.clock import Clock
+from duetime.engine.runqueue import RunQueue
 from duetime.executors._common import CANCELLED_ERROR
 from duetime.executors.base import ExecutionRequest, Executor, Outcome, OutcomeCallback
 from duetime.models import RunError, RunState
@@ -38,6 +41,8 @@ PREFETCH_SECONDS = 0.25
 MAX_PREFETCH = 1000
 #: Weight of the newest run in the moving average of run durations.
 DURATION_WEIGHT = 0.2
+#: Longest sleep of the timer thread between two looks at the clock (a FakeClock may move).
+TIMER_TICK_SECONDS = 0.2
 
 
 class PrefetchExecutor:
@@ -55,45 +60,53 @@ class PrefetchExecutor:
         self.name = inner.name
         self._clock = clock
         self._concurrency = concurrency
-        self._lock = threading.Lock()
-        self._queue: list[tuple[int, int, ExecutionRequest]] = []
-        self._queued: set[str] = set()
-        self._order = count()
+        self._cond = threading.Condition(threading.Lock())
+        self._queue = RunQueue()
         self._dispatched: dict[str, float] = {}
         self._average: float | None = None
         self._callback: OutcomeCallback | None = None
         self._stopping = False
         self._timer = timer
         self._pumping = threading.local()  # a synchronous executor reports inside submit()
+        self._timer_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ Executor protocol
     def start(self, on_outcome: OutcomeCallback) -> None:
-        """Start the inner executor; outcomes reach ``on_outcome`` through this wrapper."""
+        """Start the inner executor and the timer thread."""
         self._callback = on_outcome
         self.inner.start(self._on_outcome)
+        self._timer_thread = threading.Thread(
+            target=self._release_on_time, name="duetime-prefetch-timer", daemon=True
+        )
+        self._timer_thread.start()
 
     @property
     def free_slots(self) -> int:
         """Free slots of the inner executor plus the room left in the queue."""
         free = self.inner.free_slots
-        with self._lock:
+        with self._cond:
             if self._stopping:
                 return 0
             return max(0, free + self._depth() - len(self._queue))
 
-    def submit(self, request: ExecutionRequest, priority: int = 0) -> None:
-        """Queue ``request`` (higher ``priority`` first) and start what the slots can take."""
-        with self._lock:
+    def submit(
+        self, request: ExecutionRequest, priority: int = 0, available_at: datetime | None = None
+    ) -> None:
+        """Queue ``request`` (higher ``priority`` first; not before ``available_at``)."""
+        with self._cond:
             if self._stopping:
                 raise RuntimeError("executor is not accepting work (shutting down)")
-            heapq.heappush(self._queue, (-priority, next(self._order), request))
-            self._queued.add(request.run_id)
+            if available_at is not None and available_at <= self._clock.now():
+                available_at = None
+            self._queue.add(request, priority, available_at)
+            if available_at is not None:
+                self._cond.notify_all()  # the timer may have to wake earlier
         self.pump()
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a queued run (it never starts) or ask the inner executor to stop it."""
-        with self._lock:
-            request = self._remove(run_id)
+        with self._cond:
+            request = self._queue.remove(run_id)
         if request is None:
             return self.inner.cancel(run_id)
         self._report_cancelled(request)
@@ -101,28 +114,25 @@ class PrefetchExecutor:
 
     def running(self) -> list[str]:
         """Runs executing or queued here."""
-        with self._lock:
-            queued = list(self._queued)
+        with self._cond:
+            queued = self._queue.ids()
         return self.inner.running() + queued
 
     def shutdown(self, grace_seconds: float) -> None:
         """Stop queueing, then shut the inner executor down (queued runs: see take_queued)."""
-        with self._lock:
-            self._stopping = True
+        self._stop()
         self.inner.shutdown(grace_seconds)
 
     # ------------------------------------------------------------ engine helpers
     def take_queued(self) -> list[ExecutionRequest]:
         """Stop dispatching and return the runs still queued (they never started)."""
-        with self._lock:
-            self._stopping = True
-            taken = [entry[2] for entry in sorted(self._queue)]
-            self._queue.clear()
-            self._queued.clear()
+        with self._cond:
+            taken = self._queue.take_all()
+        self._stop()
         return taken
 
     def pump(self) -> None:
-        """Hand queued runs to the inner executor while it has free slots."""
+        """Hand ready queued runs to the inner executor while it has free slots."""
         if getattr(self._pumping, "active", False):
             return  # re-entered from an outcome reported inside submit(): the outer loop goes on
         self._pumping.active = True
@@ -131,28 +141,53 @@ class PrefetchExecutor:
         finally:
             self._pumping.active = False
 
+    # ------------------------------------------------------------ internals
     def _pump(self) -> None:
-        while True:
-            if self.inner.free_slots <= 0:
-                return
-            with self._lock:
-                if not self._queue or self._stopping:
+        while self.inner.free_slots > 0:
+            with self._cond:
+                if self._stopping:
                     return
-                entry = heapq.heappop(self._queue)
+                self._queue.release_due(self._clock.now())
+                entry = self._queue.pop_ready()
+                if entry is None:
+                    return
                 request = entry[2]
-                self._queued.discard(request.run_id)
                 self._dispatched[request.run_id] = self._timer()
             try:
                 self.inner.submit(request)
             except RuntimeError:  # a slot taken meanwhile (or shutting down): keep it queued
-                with self._lock:
+                with self._cond:
                     self._dispatched.pop(request.run_id, None)
                     if not self._stopping:
-                        heapq.heappush(self._queue, entry)
-                        self._queued.add(request.run_id)
+                        self._queue.put_back(entry)
                 return
 
-    # ------------------------------------------------------------ internals
+    def _stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    def _release_on_time(self) -> None:
+        """Timer thread: hand over each waiting run at its ``available_at``."""
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                self._queue.release_due(self._clock.now())
+                ready = self._queue.has_ready()
+            if ready:
+                self.pump()  # without a free slot, the next outcome pumps them
+            with self._cond:
+                if self._stopping:
+                    return
+                instant = self._queue.next_instant()
+                wait = TIMER_TICK_SECONDS
+                if instant is not None:
+                    until = (instant - self._clock.now()).total_seconds()
+                    wait = max(0.0, min(wait, until))
+                if wait > 0:
+                    self._cond.wait(wait)
+
     def _depth(self) -> int:
         """How many runs may wait here: what the slots start within PREFETCH_SECONDS."""
         if self._average is None:
@@ -161,7 +196,7 @@ class PrefetchExecutor:
         return min(MAX_PREFETCH, int(expected))
 
     def _on_outcome(self, outcome: Outcome) -> None:
-        with self._lock:
+        with self._cond:
             dispatched = self._dispatched.pop(outcome.run_id, None)
             if dispatched is not None:
                 took = self._timer() - dispatched
@@ -171,26 +206,13 @@ class PrefetchExecutor:
             self._callback(outcome)
         self.pump()
 
-    def _remove(self, run_id: str) -> ExecutionRequest | None:
-        """Take ``run_id`` out of the queue (lock held); None when it is not queued."""
-        if run_id not in self._queued:
-            return None
-        for index, entry in enumerate(self._queue):
-            if entry[2].run_id == run_id:
-                self._queue.pop(index)
-                heapq.heapify(self._queue)
-                self._queued.discard(run_id)
-                return entry[2]
-        return None
-
     def _report_cancelled(self, request: ExecutionRequest) -> None:
-        now = self._clock.now()
         outcome = Outcome(
             run_id=request.run_id,
             lease_token=request.lease_token,
             state=RunState.CANCELLED,
             started_at=None,
-            finished_at=now,
+            finished_at=self._clock.now(),
             error=RunError(type=CANCELLED_ERROR, message="cancelled on request before it started"),
         )
         if self._callback is not None:

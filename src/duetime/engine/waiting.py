@@ -49,7 +49,9 @@ class Waker:
             self._event.set()
 
     def wake(self) -> None:
-        """Wake the loop at once (thread-safe)."""
+        """Wake the loop at once (thread-safe); cheap when a wake-up is already on its way."""
+        if self._pending.is_set():  # cleared by the loop before it reads what woke it
+            return
         self._pending.set()
         loop, event = self._loop, self._event
         if loop is None or event is None or loop.is_closed():

@@ -27,6 +27,7 @@ from duetime.executors.base import Outcome
 from duetime.models import ACTIVE_RUN_STATES, Overlap, Run, RunKind, RunState, Schedule
 from duetime.store import tables as t
 from duetime.store.rows import new_run_values, resolve_run_settings, row_to_run, row_to_schedule
+from duetime.store.sqlalchemy import TRUSTED_OPTION
 from duetime.triggers.spec import build_trigger
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ def _insert_runs(
             index_where=sa.text(f"kind = '{RunKind.SCHEDULED.value}'"),
         )
         .returning(t.runs.c.id)
+        .execution_options(**{TRUSTED_OPTION: True})  # rows copy checked schedule text
     )
     inserted = {row.id for row in conn.execute(stmt, values)}
     if len(inserted) < len(values):
@@ -284,6 +286,7 @@ _ADVANCE = (
         next_run_at=sa.bindparam("b_next", type_=t.schedules.c.next_run_at.type),
         state=sa.bindparam("b_state"),
     )
+    .execution_options(**{TRUSTED_OPTION: True})
 )
 
 
@@ -357,6 +360,7 @@ class DirectClaim:
     worker: str
     slots: int
     lease_seconds: float
+    until: datetime | None = None  # also claim runs available up to this instant (ahead)
 
 
 def _claim_at_fire(
@@ -369,11 +373,12 @@ def _claim_at_fire(
     """Mark the pending rows of ``values`` that may start now ``running`` under ``claim``."""
     room = {s.id: s.max_instances for s in due if counts.get(s.id, 0) == 0}
     expires = now + timedelta(seconds=claim.lease_seconds)
+    until = max(now, claim.until or now)
     for row in values:
         if claim.slots <= 0:
             return
         sid = row["schedule_id"]
-        if row["state"] != RunState.PENDING.value or row["available_at"] > now:
+        if row["state"] != RunState.PENDING.value or row["available_at"] > until:
             continue
         if room.get(sid, 0) <= 0:
             continue
@@ -519,12 +524,18 @@ def claim_runs(
     worker: str,
     slots: int,
     lease_seconds: float,
+    until: datetime | None = None,
 ) -> list[Run]:
-    """Start up to ``slots`` pending runs within each schedule's ``max_instances`` (step 2)."""
+    """Start up to ``slots`` pending runs within each schedule's ``max_instances`` (step 2).
+
+    ``until`` (default ``now``) also claims runs available up to that instant: the engine
+    hands them to its executor at their ``available_at`` (docs/decisions/0008).
+    """
     if slots <= 0:
         return []
+    until = max(now, until or now)
     with store.write() as conn:
-        candidates = _pending_candidates(store, conn, now, slots * CANDIDATES_PER_SLOT)
+        candidates = _pending_candidates(store, conn, until, slots * CANDIDATES_PER_SLOT)
         if not candidates:
             return []
         schedule_ids = sorted({c.schedule_id for c in candidates if c.schedule_id})
@@ -561,6 +572,7 @@ _START = (
         started_at=sa.bindparam("b_started", type_=t.runs.c.started_at.type),
         lateness_ms=sa.bindparam("b_lateness"),
     )
+    .execution_options(**{TRUSTED_OPTION: True})
 )
 
 
@@ -699,6 +711,7 @@ _FINISH = (
         result=sa.bindparam("b_result", type_=t.runs.c.result.type),
         error=sa.bindparam("b_error", type_=t.runs.c.error.type),
     )
+    .execution_options(**{TRUSTED_OPTION: True})
 )
 
 
@@ -965,6 +978,7 @@ _RELEASE = (
         started_at=None,
         lateness_ms=None,
     )
+    .execution_options(**{TRUSTED_OPTION: True})
 )
 
 

@@ -110,6 +110,10 @@ def _sqlite_on_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+#: Execution option of statements whose text parameters were checked when first stored.
+TRUSTED_OPTION = "duetime_trusted"
+
+
 def _has_nul(parameters: Any) -> bool:
     """Tell whether any text in ``parameters`` (nested lists, tuples, dicts) holds a NUL.
 
@@ -131,7 +135,13 @@ def _has_nul(parameters: Any) -> bool:
 def _refuse_nul(
     _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, _many: bool
 ) -> None:
-    """PostgreSQL cannot store NUL in text (a DataError); refuse it the same way on SQLite."""
+    """PostgreSQL cannot store NUL in text (a DataError); refuse it the same way on SQLite.
+
+    Statements marked :data:`TRUSTED_OPTION` (the engine's batches, which copy text already
+    checked when it was stored and put job output only into JSON) skip the walk.
+    """
+    if _context is not None and _context.execution_options.get(TRUSTED_OPTION):
+        return
     if _has_nul(parameters):
         raise ValidationError("text must not contain NUL (\\0) characters")
 
