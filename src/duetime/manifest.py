@@ -579,9 +579,15 @@ def _required_text(value: Any, name: str) -> str:
 
 def _plain_fields(raw: Mapping[str, Any], prefix: str, problems: _Problems) -> dict[str, Any]:
     values = dict(FIELD_DEFAULTS)
+    if not raw.keys() & _FIELD_CHECKS.keys():  # nothing but name, job and trigger (common)
+        return _without_dates(values)
     for key, check in _FIELD_CHECKS.items():
         if key in raw:
             values[key] = problems.check(f"{prefix}.{key}", partial(check, raw[key]))
+    return _without_dates(values)
+
+
+def _without_dates(values: dict[str, Any]) -> dict[str, Any]:
     values.pop("start_date", None)
     values.pop("end_date", None)
     return values
@@ -839,13 +845,19 @@ def _normalised_trigger(
     return normalised
 
 
-def _trigger_key(spec: Any, timezone: str, bounds: Mapping[str, datetime | None]) -> str | None:
+#: Value types of a flat spec keyed as it is (floats go through JSON: -0.0 == 0.0).
+_FLAT_KEY_TYPES = frozenset({str, int, bool, type(None)})
+
+
+def _trigger_key(spec: Any, timezone: str, bounds: Mapping[str, datetime | None]) -> Any:
     """A memo key for a trigger's validation; None when the spec is not plain JSON."""
+    window = (timezone, str(bounds.get("start_date")), str(bounds.get("end_date")))
+    if type(spec) is dict:  # the common {"type": "cron", "expression": ...}: type-exact tuple
+        types = (*map(type, spec), *map(type, spec.values()))
+        if _FLAT_KEY_TYPES.issuperset(types):
+            return (tuple(spec.items()), types, window)
     try:
-        return json.dumps(
-            [spec, timezone, str(bounds.get("start_date")), str(bounds.get("end_date"))],
-            sort_keys=True,
-        )
+        return json.dumps([spec, *window], sort_keys=True)
     except (TypeError, ValueError):
         return None
 

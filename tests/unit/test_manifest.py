@@ -512,3 +512,13 @@ def _error_of(load: Any) -> BaseException:
     except Exception as exc:  # whatever PyYAML raises
         return exc
     raise AssertionError("no error raised")
+
+
+def test_trigger_memo_keys_keep_equal_values_of_other_types_apart() -> None:
+    from duetime.manifest import _trigger_key
+
+    specs = ({"a": 1}, {"a": True}, {"a": 1.0}, {"a": -0.0}, {"a": 0.0}, {1: "a"}, {"1": "a"})
+    assert len({_trigger_key(spec, "UTC", {}) for spec in specs}) == len(specs)
+    start = {"start_date": datetime(2030, 1, 1, tzinfo=UTC)}
+    assert _trigger_key({"a": 1}, "UTC", start) != _trigger_key({"a": 1}, "UTC", {})
+    assert _trigger_key({"a": 1}, "UTC", {}) != _trigger_key({"a": 1}, "Europe/Paris", {})
