@@ -11,16 +11,17 @@ from duetime.executors.base import Outcome
 class OutcomeInbox:
     """Collects outcomes from any thread; the loop drains them in batches."""
 
-    def __init__(self, on_arrival: Callable[[], None]) -> None:
+    def __init__(self, on_arrival: Callable[[int], None]) -> None:
         self._items: list[Outcome] = []
         self._lock = threading.Lock()
         self._on_arrival = on_arrival
 
     def put(self, outcome: Outcome) -> None:
-        """Accept one outcome (executor callback) and wake the loop."""
+        """Accept one outcome (executor callback); tell ``on_arrival`` how many now wait."""
         with self._lock:
             self._items.append(outcome)
-        self._on_arrival()
+            waiting = len(self._items)
+        self._on_arrival(waiting)
 
     def drain(self, limit: int = 1000) -> list[Outcome]:
         """Take up to ``limit`` outcomes, oldest first."""

@@ -32,6 +32,7 @@ from duetime.engine.waiting import PostgresListener, SQLiteChangeWatcher, Waker
 from duetime.executors.base import ExecutionRequest, Executor, Outcome
 from duetime.models import Run, RunError, RunState
 from duetime.store import claims
+from duetime.store.sqlalchemy import change_origin
 
 if TYPE_CHECKING:
     from duetime.store.sqlalchemy import SQLAlchemyStore
@@ -44,6 +45,10 @@ FIRST_ERROR_BACKOFF_SECONDS = 0.2
 
 #: Outcomes written per finish transaction.
 FINISH_BATCH = 500
+
+#: Outcomes wait this long for company before the loop wakes to write them (group commit);
+#: it wakes at once when a claim is worth making or a full batch waits.
+FINISH_DELAY_SECONDS = 0.05
 
 #: How often a stopping engine collects outcomes while the executor drains (seconds).
 SHUTDOWN_POLL_SECONDS = 0.1
@@ -94,7 +99,7 @@ class Engine:
         self.instance_id = instance_id or default_instance_id()
         self._jobs_url = database_url_for_jobs or store.url
         self._waker = Waker()
-        self._inbox = OutcomeInbox(self._waker.wake)
+        self._inbox = OutcomeInbox(self._outcome_arrived)
         self._leases = LeaseBook()
         self._prepared = False
         self._executor_started = False
@@ -165,7 +170,7 @@ class Engine:
         self._waker.bind()
         watcher, listener = self._change_sources()
         stopper = asyncio.create_task(self._wake_on(stop))
-        self.store.add_change_listener(self.wake)
+        self.store.add_change_listener(self.wake, except_thread=threading.get_ident())
         self._running = True
         log.info("engine started", extra={"event": "engine.started", "instance": self.instance_id})
         try:
@@ -184,7 +189,7 @@ class Engine:
         """Fire what is due, start the due runs here and wait until they finish (§3.1)."""
         self._prepare()
         self._waker.bind()
-        self.store.add_change_listener(self.wake)
+        self.store.add_change_listener(self.wake, except_thread=threading.get_ident())
         try:
             started = await self._run_due_here()
         finally:
@@ -320,7 +325,7 @@ class Engine:
 
     async def _sleep(self, stop: asyncio.Event, watcher: SQLiteChangeWatcher | None) -> None:
         """Step 5: sleep until the next due instant, a change, or ``stop``."""
-        remaining = 0.0 if self._more_work or self._inbox else self._seconds_until_due()
+        remaining = 0.0 if self._more_work else self._seconds_until_due()
         while remaining > 0 and not stop.is_set():
             step = min(remaining, self._change_check_seconds(watcher))
             if await self._waker.wait(step) or (watcher is not None and watcher.changed()):
@@ -328,6 +333,15 @@ class Engine:
             remaining -= step
 
     # ------------------------------------------------------------ helpers
+    def _outcome_arrived(self, waiting: int) -> None:
+        """Executor thread: wake the loop to write outcomes — soon, or at once if it pays."""
+        if waiting >= FINISH_BATCH or self._stopping:
+            self._waker.wake()
+        elif self._saturated and self.executor.wants_more():
+            self._waker.wake()  # runs wait for the room this outcome made
+        elif waiting == 1:
+            self._waker.wake_later(FINISH_DELAY_SECONDS)
+
     def _submit(self, run: Run) -> None:
         """Hand one claimed run to the executor; failures become outcomes, never crashes."""
         assert run.lease_token is not None
@@ -467,7 +481,9 @@ class Engine:
     def _change_sources(self) -> tuple[SQLiteChangeWatcher | None, PostgresListener | None]:
         if self.store.dialect == "sqlite":
             return SQLiteChangeWatcher(self.store), None
-        listener = PostgresListener(self.store, self._waker)
+        listener = PostgresListener(
+            self.store, self._waker, ignore=change_origin(threading.get_ident())
+        )
         listener.start()
         return None, listener
 

@@ -89,6 +89,14 @@ class PrefetchExecutor:
                 return 0
             return max(0, free + self._depth() - len(self._queue))
 
+    def wants_more(self) -> bool:
+        """True when a quarter of all room (slots and queue) is free: worth a claim now."""
+        free = self.inner.free_slots
+        with self._cond:
+            depth = self._depth()
+            room = free + depth - len(self._queue)
+            return not self._stopping and room >= max(1, (self._concurrency + depth) // 4)
+
     def submit(
         self, request: ExecutionRequest, priority: int = 0, available_at: datetime | None = None
     ) -> None:

@@ -59,6 +59,15 @@ class Waker:
         with contextlib.suppress(RuntimeError):  # the loop closed between check and call
             loop.call_soon_threadsafe(event.set)
 
+    def wake_later(self, delay: float) -> None:
+        """Wake the loop ``delay`` seconds from now (thread-safe)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self.wake()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed between check and call
+            loop.call_soon_threadsafe(loop.call_later, delay, self.wake)
+
     def clear(self) -> None:
         """Forget earlier wake-ups (called before a cycle reads the database)."""
         self._pending.clear()
@@ -115,8 +124,9 @@ class SQLiteChangeWatcher:
 class PostgresListener:
     """``LISTEN duetime_changes`` on a dedicated psycopg connection, in its own thread."""
 
-    def __init__(self, store: SQLAlchemyStore, waker: Waker) -> None:
+    def __init__(self, store: SQLAlchemyStore, waker: Waker, *, ignore: str = "") -> None:
         url = sa.make_url(store.url).set(drivername="postgresql")
+        self._ignore = ignore  # the engine's own changes: it knows what it wrote
         self._dsn = url.render_as_string(hide_password=False)
         self._waker = waker
         self._stop = threading.Event()
@@ -151,5 +161,6 @@ class PostgresListener:
 
         assert isinstance(conn, psycopg.Connection)
         while not self._stop.is_set():
-            for _ in conn.notifies(timeout=LISTEN_TIMEOUT_SECONDS, stop_after=1):
-                self._waker.wake()
+            for notify in conn.notifies(timeout=LISTEN_TIMEOUT_SECONDS, stop_after=1):
+                if not self._ignore or notify.payload != self._ignore:
+                    self._waker.wake()

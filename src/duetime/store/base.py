@@ -38,7 +38,9 @@ class Store(Protocol):
         """Signal that the current write transaction changed schedules or runs."""
         ...
 
-    def add_change_listener(self, callback: Callable[[], None]) -> None:
+    def add_change_listener(
+        self, callback: Callable[[], None], *, except_thread: int | None = None
+    ) -> None:
         """Call ``callback`` after every committed change made through this store."""
         ...
 

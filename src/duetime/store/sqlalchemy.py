@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -114,6 +115,11 @@ def _sqlite_on_begin(conn: sa.Connection) -> None:
 TRUSTED_OPTION = "duetime_trusted"
 
 
+def change_origin(thread: int | None = None) -> str:
+    """The NOTIFY payload of changes committed by ``thread`` (default: this one)."""
+    return f"{os.getpid()}:{thread if thread is not None else threading.get_ident()}"
+
+
 def _has_nul(parameters: Any) -> bool:
     """Tell whether any text in ``parameters`` (nested lists, tuples, dicts) holds a NUL.
 
@@ -192,7 +198,7 @@ class SQLAlchemyStore:
         name = self.engine.dialect.name
         self.dialect: Dialect = "postgresql" if name == "postgresql" else "sqlite"
         self.clock = clock
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[tuple[Callable[[], None], int | None]] = []
         self._listeners_lock = threading.Lock()
 
     # ------------------------------------------------------------ transactions
@@ -236,23 +242,34 @@ class SQLAlchemyStore:
         """Signal that this write transaction changed schedules or runs."""
         conn.info[_CHANGED_KEY] = True
         if self.dialect == "postgresql":
-            conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": CHANGES_CHANNEL})
+            conn.execute(
+                sa.text("SELECT pg_notify(:channel, :origin)"),
+                {"channel": CHANGES_CHANNEL, "origin": change_origin()},
+            )
 
-    def add_change_listener(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (no arguments) after every committed change made through us."""
+    def add_change_listener(
+        self, callback: Callable[[], None], *, except_thread: int | None = None
+    ) -> None:
+        """Call ``callback`` (no arguments) after every committed change made through us.
+
+        Changes committed by the thread ``except_thread`` (the engine's own loop, which
+        knows what it just wrote) do not call it.
+        """
         with self._listeners_lock:
-            self._listeners.append(callback)
+            self._listeners.append((callback, except_thread))
 
     def remove_change_listener(self, callback: Callable[[], None]) -> None:
         """Stop calling ``callback``."""
         with self._listeners_lock:
-            if callback in self._listeners:
-                self._listeners.remove(callback)
+            self._listeners = [entry for entry in self._listeners if entry[0] != callback]
 
     def _notify_listeners(self) -> None:
         with self._listeners_lock:
             listeners = list(self._listeners)
-        for callback in listeners:
+        me = threading.get_ident()
+        for callback, except_thread in listeners:
+            if except_thread == me:
+                continue
             try:
                 callback()
             except Exception:
