@@ -9,6 +9,11 @@ Measured with ``wrk`` (32 connections, 10 s each, ``--latency``):
 
 During the whole run ten probe schedules fire every second (priority 100); their runs'
 ``lateness_ms`` (started_at − available_at) is the engine's fire lateness under API load.
+The manual runs the POST round creates are reported too (created → started): the engine, a
+child process of ``duetime run``, is woken by each trigger, but the schedule's
+``max_instances`` is 1, so these runs queue behind each other — the figure shows how far the
+engine's one-at-a-time execution falls behind 100+ triggers/s, not its wake-up delay. The machine's
+load average before and after is printed: other work on the machine skews every number.
 Results go to ``bench/results/api.json``. ``python -m bench.api --baseline`` serves the
 baseline app (used as a subprocess).
 """
@@ -255,6 +260,26 @@ def fire_lateness(
     return out
 
 
+def trigger_start_delay(database_url: str, since: datetime) -> dict[str, float]:
+    """p50/p99/max ``lateness_ms`` of the manual runs (POST .../trigger) created since ``since``."""
+    from duetime.scheduler import Scheduler
+
+    scheduler = Scheduler(database_url=database_url)
+    values: list[int] = []
+    try:
+        view = scheduler.for_tenant(TENANT)
+        cursor = None
+        while True:
+            page = view.get_runs(schedule="report-0000", since=since, limit=500, cursor=cursor)
+            values += [v for r in page.items if (v := r.lateness_ms) is not None]
+            cursor = page.next_cursor
+            if not cursor:
+                break
+    finally:
+        scheduler.close()
+    return _percentiles(sorted(values))
+
+
 def _in(runs: list[Any], window: tuple[datetime, datetime]) -> list[int]:
     return [r.lateness_ms for r in runs if window[0] <= r.available_at <= window[1]]
 
@@ -277,6 +302,7 @@ def run() -> dict[str, Any]:
     """Measure, print a table, write ``bench/results/api.json``."""
     if shutil.which("wrk") is None:
         raise SystemExit("bench.api needs wrk (apt-get install wrk)")
+    load_before = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="duetime-bench-api-"))
     database_url = f"sqlite:///{workdir / 'bench.db'}"
     secret = prepare(workdir, database_url)
@@ -338,7 +364,10 @@ def run() -> dict[str, Any]:
             if name not in rows or result["rps"] > rows[name]["rps"]:
                 rows[name] = result  # the best round counts (machine noise only slows)
     lateness = fire_lateness(database_url, windows)
+    post_window = windows[next(name for name in windows if "POST" in name)]
     payload = summarise(rows, lateness)
+    payload["trigger_start_delay"] = trigger_start_delay(database_url, post_window[0])
+    payload["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
     print_table(payload)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
@@ -402,6 +431,19 @@ def print_table(payload: dict[str, Any]) -> None:
         print(
             f"  {name:<42} {late['runs']:>4.0f} runs  p50 {late['p50_ms']:>6.1f} ms  "
             f"p99 {late['p99_ms']:>6.1f} ms  max {late['max_ms']:>6.1f} ms"
+        )
+    delay = payload.get("trigger_start_delay")
+    if delay:
+        print(
+            f"triggered runs (queued: max_instances 1), created → started: {delay['runs']:.0f}  "
+            f"p50 {delay['p50_ms']:.1f} ms  p99 {delay['p99_ms']:.1f} ms  "
+            f"max {delay['max_ms']:.1f} ms"
+        )
+    load = payload.get("load_average")
+    if load:
+        print(
+            f"machine load average (1 min): {load['before']:.1f} before, "
+            f"{load['after']:.1f} after, on {os.cpu_count()} CPUs"
         )
     print(
         "targets: "
