@@ -299,12 +299,27 @@ async def test_priority_and_concurrency(store: SQLAlchemyStore, clock: FakeClock
     engine, executor = make_engine(store, clock, concurrency=2)
     clock.advance(hours=1)
     await engine.tick()
-    assert [runs_of(store, s)[0].state for s in (high, mid, low)] == [
-        RunState.RUNNING, RunState.RUNNING, RunState.PENDING
-    ]  # fmt: skip
+    assert [runs_of(store, s)[0].state for s in (high, mid)] == [RunState.RUNNING] * 2
+    assert runs_of(store, low) == []  # not fired yet: no room, and no sign its runs are long
     executor.complete_all()
     await engine.tick()
     assert runs_of(store, low)[0].state is RunState.RUNNING
+
+
+async def test_busy_engine_with_long_runs_fires_due_schedules_as_pending(
+    store: SQLAlchemyStore, clock: FakeClock
+) -> None:
+    first = add_schedule(store, "first", "0 * * * *", now=clock.now(), job=SLOW)
+    second = add_schedule(store, "second", "0 * * * *", now=clock.now(), job=SLOW)
+    engine, executor = make_engine(store, clock, concurrency=1)
+    clock.advance(hours=1)
+    await engine.tick()  # one slot: `first` starts; `second` waits to be fired
+    assert runs_of(store, second) == []
+    clock.advance(10)
+    await engine.tick()  # still no room and nothing known about run lengths: fire it pending
+    assert runs_of(store, first)[0].state is RunState.RUNNING
+    assert runs_of(store, second)[0].state is RunState.PENDING
+    assert runs_of(store, second)[0].scheduled_for == T0 + timedelta(hours=1)
 
 
 async def test_one_off_completes_and_end_date_completes(

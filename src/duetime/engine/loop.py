@@ -152,11 +152,22 @@ class Engine:
 
         While due runs fill every slot, only fires already due are made: firing ahead
         (the lookahead) would delay runs that are due now and can wait for a calmer cycle.
+        Unless this engine's runs are known to be long, it fires only as many schedules as
+        it can start now (claimed in the same transaction); an engine full of short runs
+        fires nothing until room opens. Long runs keep the old way: every due fire becomes
+        a pending run at once, so a busy engine turns no fire into a miss.
         """
         now = self.clock.now()
         slots = 0 if self._saturated else self.executor.free_slots
+        if slots == 0 and self.executor.known_short():
+            self._saturated = True
+            return False  # busy with short runs: fire when room opens (moments from now)
         claim = claims.DirectClaim(
-            self.instance_id, slots, self.settings.lease_seconds, until=self._claim_until(now)
+            self.instance_id,
+            slots,
+            self.settings.lease_seconds,
+            until=self._claim_until(now),
+            only_what_starts=not self.executor.known_long(),
         )
         created = self._fire(lookahead_seconds=0.0 if self._saturated else None, claim=claim)
         for run in created:

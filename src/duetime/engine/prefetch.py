@@ -89,6 +89,16 @@ class PrefetchExecutor:
                 return 0
             return max(0, free + self._depth() - len(self._queue))
 
+    def known_short(self) -> bool:
+        """True once recent runs show the slots start queued runs within moments."""
+        with self._cond:
+            return self._depth() > 0
+
+    def known_long(self) -> bool:
+        """True once recent runs show they take longer than the prefetch window."""
+        with self._cond:
+            return self._average is not None and self._depth() == 0
+
     def wants_more(self) -> bool:
         """True when a quarter of all room (slots and queue) is free: worth a claim now."""
         free = self.inner.free_slots
