@@ -311,7 +311,7 @@ async def test_busy_engine_with_long_runs_fires_due_schedules_as_pending(
 ) -> None:
     first = add_schedule(store, "first", "0 * * * *", now=clock.now(), job=SLOW)
     second = add_schedule(store, "second", "0 * * * *", now=clock.now(), job=SLOW)
-    engine, executor = make_engine(store, clock, concurrency=1)
+    engine, _ = make_engine(store, clock, concurrency=1)
     clock.advance(hours=1)
     await engine.tick()  # one slot: `first` starts; `second` waits to be fired
     assert runs_of(store, second) == []
