@@ -52,6 +52,41 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite one direct conversion (the engine binds several instants per run).
+
+        The text is SQLAlchemy's SQLite format (``YYYY-MM-DD HH:MM:SS.ffffff``, naive UTC).
+        """
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r} cannot be stored; use tz-aware UTC")
+            if value.tzinfo is not UTC:
+                value = value.astimezone(UTC)
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        """On SQLite parse the stored text directly into an aware UTC datetime."""
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> datetime | None:
+            if value is None:
+                return None
+            if isinstance(value, datetime):  # pragma: no cover - a driver-level converter
+                instant = value
+            else:
+                instant = datetime.fromisoformat(value)
+            return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
+
+        return process
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         """Return tz-aware UTC."""
         if value is None:
