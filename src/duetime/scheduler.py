@@ -22,6 +22,7 @@ import threading
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -309,8 +310,8 @@ def plan_trigger(
     if start_at is not None and end_at is not None and end_at < start_at:
         raise InvalidTriggerError("must not be before start_date", field="end_date")
     anchor_at = start_at or anchor_default
-    normalized, trigger = _built_trigger(spec, timezone, start_at, end_at, anchor_at, memo)
-    first = trigger.next_fire_time(now)
+    built = _built_trigger(spec, timezone, start_at, end_at, anchor_at, memo)
+    normalized, trigger, first = built.normalized, built.trigger, built.next_fire_time(now)
     if first is not None:
         return normalized, first
     if normalized.get("type") == "date":
@@ -320,8 +321,31 @@ def plan_trigger(
     raise InvalidTriggerError("never fires after now", field="trigger")
 
 
-#: Triggers built during one bulk load: (normalised spec, trigger) by spec, zone and window.
-TriggerMemo = dict[tuple[Any, ...], tuple[dict[str, Any], Trigger]]
+@dataclass(slots=True)
+class _BuiltTrigger:
+    """A normalised spec, its trigger, and the last fire time asked of it (bulk loads)."""
+
+    normalized: dict[str, Any]
+    trigger: Trigger
+    asked: datetime | None = None
+    answer: datetime | None = None
+
+    def next_fire_time(self, now: datetime) -> datetime | None:
+        """``trigger.next_fire_time(now)``; the last answer while ``now`` has not reached it.
+
+        A fire is the first one after ``asked``, so none lies in ``[asked, answer)``: for a
+        ``now`` in there the first fire after it is ``answer`` again (schedules of one load
+        are planned microseconds apart, the fire is usually hours away).
+        """
+        asked, answer = self.asked, self.answer
+        if asked is not None and answer is not None and asked <= now < answer:
+            return answer
+        self.asked, self.answer = now, self.trigger.next_fire_time(now)
+        return self.answer
+
+
+#: Triggers built during one bulk load, by spec, zone and window.
+TriggerMemo = dict[tuple[Any, ...], _BuiltTrigger]
 #: Plain JSON scalars keyed as they are (floats are keyed by ``hex()``: -0.0 == 0.0).
 _MEMO_SCALARS = frozenset({str, int, bool, type(None)})
 
@@ -333,7 +357,7 @@ def _built_trigger(
     end_at: datetime | None,
     anchor_at: datetime,
     memo: TriggerMemo | None,
-) -> tuple[dict[str, Any], Trigger]:
+) -> _BuiltTrigger:
     """Normalise and build ``spec``; with ``memo``, an identical spec is built only once.
 
     Only specs whose normal form has no anchor (cron, date and their and/or) are kept: an
@@ -346,10 +370,12 @@ def _built_trigger(
     if known is not None:
         return known
     normalized = normalize_spec(spec, timezone=timezone, start_at=anchor_at, now=anchor_at)
-    trigger = build_trigger(normalized, timezone, start_at=start_at, end_at=end_at)
+    built = _BuiltTrigger(
+        normalized, build_trigger(normalized, timezone, start_at=start_at, end_at=end_at)
+    )
     if memo is not None and key is not None and not _has_anchor(normalized):
-        memo[key] = (normalized, trigger)
-    return normalized, trigger
+        memo[key] = built
+    return built
 
 
 def _memo_key(

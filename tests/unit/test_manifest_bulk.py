@@ -280,6 +280,7 @@ def _convert(column: sa.Column[Any], dialect: sa.Dialect, value: Any) -> Any:
     "spec",
     [
         "0 3 * * *",
+        "*/5 * * * *",
         {"type": "cron", "expression": "0 3 * * *", "jitter": 0.0},
         {"type": "cron", "expression": "0 3 * * *", "jitter": -0.0},
         {"type": "interval", "minutes": 5},
@@ -292,8 +293,8 @@ def test_a_trigger_memo_plans_exactly_as_without(spec: Any) -> None:
 
     memo: TriggerMemo = {}
     base = datetime(2030, 1, 1, tzinfo=UTC)
-    for step in range(3):  # later creations: new anchor defaults and instants
-        now = base + timedelta(minutes=7 * step)
+    for minutes in (0, 7, 3, 4.9999, 5, 20, 20, 6 * 60, 26 * 60):  # past fires, back in time
+        now = base + timedelta(minutes=minutes)
         kwargs: dict[str, Any] = {
             "timezone": "Europe/Paris",
             "start_at": None,
