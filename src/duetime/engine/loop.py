@@ -173,6 +173,8 @@ class Engine:
         for run in created:
             if run.state is RunState.RUNNING and run.worker == self.instance_id:
                 self._submit(run)
+        if slots > 0 and claim.slots == 0:
+            self._saturated = True  # every slot taken (fires may wait): outcomes wake us at once
         return any(r.state is RunState.PENDING and r.available_at <= now for r in created)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
