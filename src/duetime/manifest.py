@@ -521,6 +521,8 @@ def _read_entry(
 
 def _unalias(raw: Mapping[str, Any], prefix: str, problems: _Problems) -> dict[str, Any]:
     out = dict(raw)
+    if not out.keys() & FIELD_ALIASES.keys():
+        return out
     for alias, canonical in FIELD_ALIASES.items():
         if alias not in out:
             continue
@@ -722,9 +724,12 @@ def _trigger_fields(
     zone_field = "recurrence.timezone" if "timezone" in rec else "timezone"
     zone_name = rec.get("timezone", raw.get("timezone", opts.default_timezone))
     zone = problems.check(f"{prefix}.{zone_field}", lambda: _zone(zone_name))
-    bounds = {}
+    bounds: dict[str, datetime | None] = {}
     for key in ("start_date", "end_date"):
         value, where = (rec[key], f"recurrence.{key}") if key in rec else (raw.get(key), key)
+        if value is None:  # the common case: no bound (nothing to check)
+            bounds[key] = None
+            continue
         bounds[key] = problems.check(f"{prefix}.{where}", partial(_instant, value, zone))
     if source is None or zone is None:
         return {}
