@@ -281,7 +281,7 @@ class _Options:
     #: validate_trigger results of this read, by (spec, zone, bounds): schedules sharing a
     #: trigger (the common case in big manifests) are proven once and share one dict, which
     #: nothing changes (100,000 copies cost time and tens of MB).
-    triggers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    triggers: dict[Any, dict[str, Any]] = field(default_factory=dict)
 
 
 ManifestInput = str | Path | Mapping[str, Any] | Sequence[Any]
