@@ -677,32 +677,52 @@ class _Finished:
     schedule_name: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """An accepted outcome as written: its run, schedule and the columns it set."""
+
+    run_id: str
+    schedule_id: str | None
+    values: dict[str, Any]
+
+
+_FENCE_COLUMNS = (
+    "id", "state", "lease_token", "cancel_requested", "started_at", "available_at",
+    "lateness_ms", "schedule_id",
+)  # fmt: skip
+
+
 def _current_rows(
     store: SQLAlchemyStore, conn: sa.Connection, run_ids: Sequence[str]
 ) -> dict[str, Mapping[str, Any]]:
-    """Read (and on PostgreSQL lock) the runs outcomes are about to be written to."""
-    query = sa.select(t.runs).where(t.runs.c.id.in_(run_ids)).order_by(t.runs.c.id)
+    """Read (and on PostgreSQL lock) what fencing needs of the runs about to be finished.
+
+    Only these few columns: whole rows (parameters, results) are read later for the
+    runs that get follow-ups, not for every success.
+    """
+    columns = [t.runs.c[name] for name in _FENCE_COLUMNS]
+    query = sa.select(*columns).where(t.runs.c.id.in_(run_ids)).order_by(t.runs.c.id)
     rows = conn.execute(_locked(store, query, skip=False))
-    return {row.id: dict(row._mapping) for row in rows}
+    return {row.id: row._asdict() for row in rows}
 
 
 def finish_runs(
     store: SQLAlchemyStore, outcomes: Sequence[Outcome], *, now: datetime, registry: Any = None
-) -> list[Run]:
+) -> list[str]:
     """Write outcomes fenced by lease token; create retries, recoveries and chain fires.
 
-    Returns the runs whose outcome was accepted (a stale token changes nothing).
+    Returns the ids of the runs whose outcome was accepted (a stale token changes nothing).
     """
     if not outcomes:
         return []
     with store.write() as conn:
         current = _current_rows(store, conn, sorted({o.run_id for o in outcomes}))
         accepted = _fenced(outcomes, current)
-        finished = _write_outcomes(conn, accepted, now)
-        if finished:
-            _follow_ups(store, conn, finished, now, registry)
+        written = _write_outcomes(conn, accepted, now)
+        if written:
+            _follow_ups(store, conn, written, now, registry)
             store.changed(conn)
-    return [f.run for f in finished]
+    return [w.run_id for w in written]
 
 
 def _fenced(
@@ -750,11 +770,11 @@ _FINISH = (
 
 def _write_outcomes(
     conn: sa.Connection, accepted: list[tuple[Outcome, Mapping[str, Any]]], now: datetime
-) -> list[_Finished]:
+) -> list[_Written]:
     """Write every accepted outcome in one batched, token-fenced UPDATE."""
     if not accepted:
         return []
-    finished: list[_Finished] = []
+    written: list[_Written] = []
     params: list[dict[str, Any]] = []
     for outcome, row in accepted:
         values = _outcome_values(outcome, row, now)
@@ -765,9 +785,9 @@ def _write_outcomes(
                 **{f"b_{key}": value for key, value in _renamed(values).items()},
             }
         )
-        finished.append(_finished({**row, **values}))
+        written.append(_Written(outcome.run_id, row["schedule_id"], values))
     conn.execute(_FINISH, params)
-    return finished
+    return written
 
 
 def _renamed(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -820,26 +840,43 @@ def _schedules_by_id(conn: sa.Connection, ids: Iterable[str]) -> dict[str, _Sche
 def _follow_ups(
     store: SQLAlchemyStore,
     conn: sa.Connection,
-    finished: list[_Finished],
+    written: list[_Written],
     now: datetime,
     registry: Any,
 ) -> None:
-    """Update schedules' last run, then insert retries, recoveries and chain fires."""
-    runs = [f.run for f in finished]
-    schedules = _schedules_by_id(conn, (r.schedule_id for r in runs if r.schedule_id))
-    _touch_schedules(conn, runs)
+    """Update schedules' last run, then insert retries, recoveries and chain fires.
+
+    Whole rows are read only for the runs that may get a follow-up: failures (retries,
+    recoveries) and successes of schedules with a chain.
+    """
+    schedules = _schedules_by_id(conn, (w.schedule_id for w in written if w.schedule_id))
+    _touch_schedules(conn, written)
+    candidates = [w for w in written if _may_follow(w, schedules)]
+    if not candidates:
+        return
+    rows = conn.execute(sa.select(t.runs).where(t.runs.c.id.in_([w.run_id for w in candidates])))
+    full = {row.id: _finished(row._asdict()) for row in rows}
     values: list[dict[str, Any]] = []
-    for done in finished:
+    for candidate in candidates:
+        done = full[candidate.run_id]
         run = done.run
         schedule = schedules.get(run.schedule_id) if run.schedule_id else None
-        if schedule is not None and not _schedule_live(schedule):
-            continue
         follow = _retry_or_recovery(done, now)
         if follow is not None:
             values.append(follow)
         if run.state is RunState.SUCCEEDED and schedule is not None and schedule.chain:
             values.extend(_chain_values(store, conn, schedule, run, now, registry))
     _insert_runs(store, conn, values)
+
+
+def _may_follow(written: _Written, schedules: Mapping[str, _ScheduleRef]) -> bool:
+    """True when a finished run may get a retry, recovery or chain fire."""
+    schedule = schedules.get(written.schedule_id) if written.schedule_id else None
+    if schedule is not None and not _schedule_live(schedule):
+        return False
+    if written.values["state"] != RunState.SUCCEEDED.value:
+        return True
+    return schedule is not None and bool(schedule.chain)
 
 
 def _schedule_live(schedule: _ScheduleRef) -> bool:
@@ -857,18 +894,21 @@ _TOUCH = (
 )
 
 
-def _touch_schedules(conn: sa.Connection, finished: list[Run]) -> None:
+def _touch_schedules(conn: sa.Connection, finished: Sequence[_Written | Run]) -> None:
     """Record each schedule's last run instant and state (one batched UPDATE, id order)."""
-    latest: dict[str, Run] = {}
-    for run in finished:
-        if run.schedule_id:
-            latest[run.schedule_id] = run
+    latest: dict[str, tuple[datetime | None, str]] = {}
+    for item in finished:
+        if isinstance(item, Run):
+            if item.schedule_id:
+                latest[item.schedule_id] = (item.started_at or item.finished_at, item.state.value)
+        elif item.schedule_id:
+            values = item.values
+            latest[item.schedule_id] = (
+                values["started_at"] or values["finished_at"],
+                values["state"],
+            )
     params = [
-        {
-            "b_id": schedule_id,
-            "b_at": latest[schedule_id].started_at or latest[schedule_id].finished_at,
-            "b_state": latest[schedule_id].state.value,
-        }
+        {"b_id": schedule_id, "b_at": latest[schedule_id][0], "b_state": latest[schedule_id][1]}
         for schedule_id in sorted(latest)
     ]
     if params:
