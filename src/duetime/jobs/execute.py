@@ -98,6 +98,8 @@ def _shorten(text: str, limit: int) -> str:
 
 def check_result(value: Any, secret_values: list[str] | None = None) -> ExecutionResult:
     """A succeeded result when ``value`` is JSON of at most MAX_RESULT_BYTES, else ResultError."""
+    if value is None:  # most handlers return nothing: no encoding round trip
+        return ExecutionResult(RunState.SUCCEEDED, None)
     try:
         encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
