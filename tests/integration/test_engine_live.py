@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +247,38 @@ def test_a_database_error_is_logged_and_the_loop_survives(
     assert engine.running
     events = [getattr(r, "event", None) for r in caplog.records]
     assert events.count("engine.db_error") == 2
+
+
+def test_many_short_runs_all_succeed_once_with_their_real_start(
+    live: tuple[SQLAlchemyStore, Engine],
+) -> None:
+    """Prefetch: 300 due no-op runs through 5 slots; each run once, lateness from its start."""
+    store, _ = live
+    now = store.clock.now()
+    spec = {"type": "date", "run_at": now.isoformat()}
+    ids = [add_schedule(store, f"bulk{i}", spec, now=now, job="duetime.noop") for i in range(300)]
+    for sid in ids:
+        update_next_run_at(store, sid, now)
+    wait_for("300 runs", lambda: all(_succeeded(store, sid) for sid in ids), 30)
+    runs = [r for sid in ids for r in runs_of(store, sid)]
+    assert len(runs) == 300
+    for run in runs:
+        assert run.started_at is not None
+        assert run.available_at <= run.started_at <= run.finished_at  # type: ignore[operator]
+        expected = int((run.started_at - run.available_at).total_seconds() * 1000)
+        assert abs(run.lateness_ms - expected) <= 1  # type: ignore[operator]
+
+
+def test_a_run_claimed_ahead_starts_at_its_instant_not_before(
+    live: tuple[SQLAlchemyStore, Engine],
+) -> None:
+    store, _ = live
+    time.sleep(0.2)
+    at = store.clock.now() + timedelta(seconds=0.7)  # inside the 1 s lookahead
+    spec = {"type": "date", "run_at": at.isoformat()}
+    sid = add_schedule(store, "punctual", spec, now=store.clock.now(), job="duetime.noop")
+    wait_for("the run", lambda: _succeeded(store, sid), WAKE_WITHIN_SECONDS)
+    (run,) = runs_of(store, sid)
+    assert run.started_at is not None
+    assert run.started_at >= at
+    assert run.started_at - at < timedelta(seconds=0.5)
