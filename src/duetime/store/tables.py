@@ -79,10 +79,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         def process(value: Any) -> datetime | None:
             if value is None:
                 return None
-            if isinstance(value, datetime):  # pragma: no cover - a driver-level converter
-                instant = value
-            else:
-                instant = datetime.fromisoformat(value)
+            instant = value if isinstance(value, datetime) else datetime.fromisoformat(value)
             return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
 
         return process
