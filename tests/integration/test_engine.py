@@ -299,11 +299,12 @@ async def test_priority_and_concurrency(store: SQLAlchemyStore, clock: FakeClock
     engine, executor = make_engine(store, clock, concurrency=2)
     clock.advance(hours=1)
     await engine.tick()
-    assert [runs_of(store, s)[0].state for s in (high, mid)] == [RunState.RUNNING] * 2
-    assert runs_of(store, low) == []  # not fired yet: no room, and no sign its runs are long
+    first_two = [runs_of(store, s)[0].id for s in (high, mid)]
+    assert [r.run_id for r in executor.submitted] == first_two  # by priority
+    (queued,) = runs_of(store, low)  # claimed too, waiting here for a slot
     executor.complete_all()
     await engine.tick()
-    assert runs_of(store, low)[0].state is RunState.RUNNING
+    assert executor.submitted[-1].run_id == queued.id
 
 
 async def test_busy_engine_with_long_runs_fires_due_schedules_as_pending(
@@ -311,12 +312,12 @@ async def test_busy_engine_with_long_runs_fires_due_schedules_as_pending(
 ) -> None:
     first = add_schedule(store, "first", "0 * * * *", now=clock.now(), job=SLOW)
     second = add_schedule(store, "second", "0 * * * *", now=clock.now(), job=SLOW)
-    engine, _ = make_engine(store, clock, concurrency=1)
+    engine, executor = make_engine(store, clock, concurrency=1)
     clock.advance(hours=1)
-    await engine.tick()  # one slot: `first` starts; `second` waits to be fired
-    assert runs_of(store, second) == []
+    await engine.tick()  # one slot: `first` starts; `second` is claimed and waits here
+    assert [r.job for r in executor.submitted] == [SLOW]
     clock.advance(10)
-    await engine.tick()  # still no room and nothing known about run lengths: fire it pending
+    await engine.tick()  # it waited too long for the slot: given back for other engines
     assert runs_of(store, first)[0].state is RunState.RUNNING
     assert runs_of(store, second)[0].state is RunState.PENDING
     assert runs_of(store, second)[0].scheduled_for == T0 + timedelta(hours=1)

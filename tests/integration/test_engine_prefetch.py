@@ -13,7 +13,13 @@ import pytest
 from test_engine_helpers import SLOW, add_schedule, make_engine, open_store, runs_of
 
 from duetime.clock import FakeClock
-from duetime.engine.prefetch import MAX_PREFETCH, PREFETCH_SECONDS, PrefetchExecutor
+from duetime.engine.prefetch import (
+    MAX_PREFETCH,
+    PREFETCH_SECONDS,
+    STALE_SECONDS,
+    UNKNOWN_DEPTH_PER_SLOT,
+    PrefetchExecutor,
+)
 from duetime.executors.base import ExecutionRequest, Outcome
 from duetime.models import RunState
 from duetime.store.sqlalchemy import SQLAlchemyStore
@@ -89,10 +95,12 @@ def request(run_id: str) -> ExecutionRequest:
     )
 
 
-def wrapper(duration: float | None) -> tuple[PrefetchExecutor, HeldExecutor, list[Outcome]]:
+def wrapper(
+    duration: float | None, clock: FakeClock | None = None
+) -> tuple[PrefetchExecutor, HeldExecutor, list[Outcome]]:
     """A started wrapper whose runs so far took ``duration`` seconds (None: none ran yet)."""
     inner, timer, outcomes = HeldExecutor(), Timer(), []
-    prefetch = PrefetchExecutor(inner, FakeClock(T0), concurrency=2, timer=timer)
+    prefetch = PrefetchExecutor(inner, clock or FakeClock(T0), concurrency=2, timer=timer)
     prefetch.start(outcomes.append)
     if duration is not None:
         prefetch.submit(request("warm-up"))
@@ -101,9 +109,32 @@ def wrapper(duration: float | None) -> tuple[PrefetchExecutor, HeldExecutor, lis
     return prefetch, inner, outcomes
 
 
-def test_no_prefetch_until_a_run_has_shown_how_long_runs_take() -> None:
+def test_before_any_run_finished_the_queue_is_optimistic() -> None:
     prefetch, inner, _ = wrapper(None)
-    assert prefetch.free_slots == inner.free_slots == 2
+    assert prefetch.free_slots == inner.free_slots + 2 * UNKNOWN_DEPTH_PER_SLOT
+
+
+def test_runs_waiting_too_long_for_a_slot_are_taken_back() -> None:
+    clock = FakeClock(T0)
+    prefetch, inner, _ = wrapper(None, clock)
+    for run_id in ("a", "b", "waits", "later"):
+        prefetch.submit(request(run_id), available_at=None)
+    clock.advance(STALE_SECONDS / 2)
+    assert prefetch.take_stale() == []
+    clock.advance(STALE_SECONDS)
+    assert sorted(r.run_id for r in prefetch.take_stale()) == ["later", "waits"]
+    assert prefetch.running() == ["a", "b"]
+    assert prefetch.free_slots == inner.free_slots  # runs were slow: no more optimism
+
+
+def test_a_run_waiting_for_its_instant_is_not_stale() -> None:
+    clock = FakeClock(T0)
+    prefetch, _, _ = wrapper(None, clock)
+    for run_id in ("a", "b"):
+        prefetch.submit(request(run_id))
+    prefetch.submit(request("ahead"), available_at=T0 + timedelta(seconds=5))
+    clock.advance(STALE_SECONDS * 3)
+    assert prefetch.take_stale() == []
 
 
 def test_fast_runs_open_the_queue_up_to_its_cap() -> None:

@@ -139,6 +139,7 @@ class Engine:
         self._heartbeat_if_due()
         checked_at = self.clock.now()
         self.executor.pump()  # a slot freed without an outcome (a timed-out thread returned)
+        self._release_stale()
         self._start()
         if self._fire_due_now():
             self._start()
@@ -524,6 +525,16 @@ class Engine:
             await self._guarded(self._collect)
             await asyncio.wait({draining}, timeout=SHUTDOWN_POLL_SECONDS)
         await self._guarded(self._collect)
+
+    def _release_stale(self) -> None:
+        """Give back runs that waited here for a slot too long (other engines may be free)."""
+        stale = self.executor.take_stale()
+        if not stale:
+            return
+        claims.release_runs(self.store, [(r.run_id, r.lease_token) for r in stale])
+        for request in stale:
+            self._leases.release(request.run_id)
+        log.info("queued runs given back", extra={"event": "runs.released", "count": len(stale)})
 
     async def _release_queued(self) -> None:
         """Give runs claimed but not started (the prefetch queue) back to ``pending``."""

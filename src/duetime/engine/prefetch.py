@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from duetime.clock import Clock
 from duetime.engine.runqueue import RunQueue
@@ -41,6 +41,11 @@ PREFETCH_SECONDS = 0.25
 MAX_PREFETCH = 1000
 #: Weight of the newest run in the moving average of run durations.
 DURATION_WEIGHT = 0.2
+#: Before any run has finished, the queue may hold this many runs per slot (optimistic:
+#: runs that then wait too long are given back, see STALE_SECONDS).
+UNKNOWN_DEPTH_PER_SLOT = 10
+#: A run ready this long without a free slot is given back to ``pending`` for other engines.
+STALE_SECONDS = 1.0
 #: Longest sleep of the timer thread between two looks at the clock (a FakeClock may move).
 TIMER_TICK_SECONDS = 0.2
 
@@ -69,6 +74,7 @@ class PrefetchExecutor:
         self._timer = timer
         self._pumping = threading.local()  # a synchronous executor reports inside submit()
         self._timer_thread: threading.Thread | None = None
+        self._slow = False  # runs went stale before any finished: assume long ones
 
     # ------------------------------------------------------------ Executor protocol
     def start(self, on_outcome: OutcomeCallback) -> None:
@@ -116,7 +122,7 @@ class PrefetchExecutor:
                 raise RuntimeError("executor is not accepting work (shutting down)")
             if available_at is not None and available_at <= self._clock.now():
                 available_at = None
-            self._queue.add(request, priority, available_at)
+            self._queue.add(request, priority, available_at, self._clock.now())
             if available_at is not None:
                 self._cond.notify_all()  # the timer may have to wake earlier
         self.pump()
@@ -148,6 +154,15 @@ class PrefetchExecutor:
             taken = self._queue.take_all()
         self._stop()
         return taken
+
+    def take_stale(self) -> list[ExecutionRequest]:
+        """Take back runs ready for ``STALE_SECONDS`` without a slot (to give them back)."""
+        now = self._clock.now()
+        with self._cond:
+            stale = self._queue.take_stale(now - timedelta(seconds=STALE_SECONDS))
+            if stale and self._average is None:
+                self._slow = True
+        return stale
 
     def pump(self) -> None:
         """Hand ready queued runs to the inner executor while it has free slots."""
@@ -209,7 +224,7 @@ class PrefetchExecutor:
     def _depth(self) -> int:
         """How many runs may wait here: what the slots start within PREFETCH_SECONDS."""
         if self._average is None:
-            return 0
+            return 0 if self._slow else self._concurrency * UNKNOWN_DEPTH_PER_SLOT
         expected = self._concurrency * PREFETCH_SECONDS / max(self._average, 1e-6)
         return min(MAX_PREFETCH, int(expected))
 

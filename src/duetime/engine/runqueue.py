@@ -24,6 +24,7 @@ class RunQueue:
         self._waiting: list[_Waiting] = []
         self._ids: set[str] = set()
         self._arrival = count()
+        self._eligible: dict[str, datetime] = {}  # when each ready run could have started
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -35,11 +36,18 @@ class RunQueue:
         """Every queued run id."""
         return list(self._ids)
 
-    def add(self, request: ExecutionRequest, priority: int, available_at: datetime | None) -> None:
-        """Queue ``request``; it becomes ready at ``available_at`` (None: ready now)."""
+    def add(
+        self,
+        request: ExecutionRequest,
+        priority: int,
+        available_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        """Queue ``request``; it becomes ready at ``available_at`` (None: ready ``now``)."""
         self._ids.add(request.run_id)
         arrival = next(self._arrival)
         if available_at is None:
+            self._eligible[request.run_id] = now
             heapq.heappush(self._ready, (-priority, arrival, request))
         else:
             heapq.heappush(self._waiting, (available_at, -priority, arrival, request))
@@ -52,7 +60,8 @@ class RunQueue:
     def release_due(self, now: datetime) -> None:
         """Move the runs whose instant has come from ``waiting`` to ``ready``."""
         while self._waiting and self._waiting[0][0] <= now:
-            _, neg_priority, arrival, request = heapq.heappop(self._waiting)
+            available, neg_priority, arrival, request = heapq.heappop(self._waiting)
+            self._eligible[request.run_id] = available
             heapq.heappush(self._ready, (neg_priority, arrival, request))
 
     def pop_ready(self) -> _Ready | None:
@@ -61,6 +70,7 @@ class RunQueue:
             return None
         entry = heapq.heappop(self._ready)
         self._ids.discard(entry[2].run_id)
+        self._eligible.pop(entry[2].run_id, None)
         return entry
 
     def has_ready(self) -> bool:
@@ -76,6 +86,7 @@ class RunQueue:
         if run_id not in self._ids:
             return None
         self._ids.discard(run_id)
+        self._eligible.pop(run_id, None)
         for index, ready in enumerate(self._ready):
             if ready[2].run_id == run_id:
                 self._ready.pop(index)
@@ -95,4 +106,10 @@ class RunQueue:
         self._ready.clear()
         self._waiting.clear()
         self._ids.clear()
+        self._eligible.clear()
         return taken
+
+    def take_stale(self, before: datetime) -> list[ExecutionRequest]:
+        """Take the ready runs that could have started before ``before`` but are still here."""
+        stale = [rid for rid, since in self._eligible.items() if since < before]
+        return [r for r in (self.remove(rid) for rid in stale) if r is not None]
