@@ -1409,6 +1409,10 @@ class AsyncScheduler:
         """The tenant this view is scoped to."""
         return self._sync.tenant
 
+    def attach_engine_process(self, alive: Callable[[], bool] | None) -> None:
+        """See :meth:`Scheduler.attach_engine_process` (a plain setter, nothing to await)."""
+        self._sync.attach_engine_process(alive)
+
     def for_tenant(self, tenant: str) -> AsyncScheduler:
         """Return a view scoped to ``tenant``."""
         return AsyncScheduler.wrap(self._sync.for_tenant(tenant))

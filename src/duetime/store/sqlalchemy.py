@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -38,6 +38,7 @@ from duetime.errors import (
 from duetime.models import ACTIVE_RUN_STATES, Page, Run, RunState, Schedule, ScheduleState
 from duetime.store import tables as t
 from duetime.store.rows import row_to_run, row_to_schedule, run_reader, schedule_reader
+from duetime.store.sqlite_lock import SQLiteWriteLock
 
 log = logging.getLogger(__name__)
 
@@ -200,12 +201,19 @@ class SQLAlchemyStore:
         self.clock = clock
         self._listeners: list[tuple[Callable[[], None], int | None]] = []
         self._listeners_lock = threading.Lock()
+        self._write_lock: AbstractContextManager[None] = (
+            SQLiteWriteLock(self.url) if self.dialect == "sqlite" else nullcontext()
+        )
 
     # ------------------------------------------------------------ transactions
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
-        """One write transaction; commits on exit, rolls back on error."""
-        with self.engine.connect() as conn:
+        """One write transaction; commits on exit, rolls back on error.
+
+        On SQLite, writers of every duetime process take turns through
+        :class:`~duetime.store.sqlite_lock.SQLiteWriteLock` (fair, no busy-wait sleeps).
+        """
+        with self._write_lock, self.engine.connect() as conn:
             conn = conn.execution_options(**{WRITE_OPTION: True})
             trans = self._begin(conn)
             try:
