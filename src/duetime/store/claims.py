@@ -748,23 +748,25 @@ def _fenced(
     return list(accepted.values())
 
 
-_FINISH = (
+#: An UPDATE of one running run, fenced by its lease token (``b_id``, ``b_token``).
+_FENCED = (
     sa.update(t.runs)
     .where(
         t.runs.c.id == sa.bindparam("b_id"),
         t.runs.c.lease_token == sa.bindparam("b_token"),
         t.runs.c.state == RunState.RUNNING.value,
     )
-    .values(
-        state=sa.bindparam("b_state"),
-        started_at=sa.bindparam("b_started", type_=t.runs.c.started_at.type),
-        lateness_ms=sa.bindparam("b_lateness"),
-        finished_at=sa.bindparam("b_finished", type_=t.runs.c.finished_at.type),
-        duration_ms=sa.bindparam("b_duration"),
-        result=sa.bindparam("b_result", type_=t.runs.c.result.type),
-        error=sa.bindparam("b_error", type_=t.runs.c.error.type),
-    )
     .execution_options(**{TRUSTED_OPTION: True})
+)
+
+_FINISH = _FENCED.values(
+    state=sa.bindparam("b_state"),
+    started_at=sa.bindparam("b_started", type_=t.runs.c.started_at.type),
+    lateness_ms=sa.bindparam("b_lateness"),
+    finished_at=sa.bindparam("b_finished", type_=t.runs.c.finished_at.type),
+    duration_ms=sa.bindparam("b_duration"),
+    result=sa.bindparam("b_result", type_=t.runs.c.result.type),
+    error=sa.bindparam("b_error", type_=t.runs.c.error.type),
 )
 
 
@@ -1036,22 +1038,13 @@ def renew_leases(
     return lost
 
 
-_RELEASE = (
-    sa.update(t.runs)
-    .where(
-        t.runs.c.id == sa.bindparam("b_id"),
-        t.runs.c.lease_token == sa.bindparam("b_token"),
-        t.runs.c.state == RunState.RUNNING.value,
-    )
-    .values(
-        state=RunState.PENDING.value,
-        worker=None,
-        lease_token=None,
-        lease_expires_at=None,
-        started_at=None,
-        lateness_ms=None,
-    )
-    .execution_options(**{TRUSTED_OPTION: True})
+_RELEASE = _FENCED.values(
+    state=RunState.PENDING.value,
+    worker=None,
+    lease_token=None,
+    lease_expires_at=None,
+    started_at=None,
+    lateness_ms=None,
 )
 
 
