@@ -214,10 +214,11 @@ class PrefetchExecutor:
                 if self._stopping:
                     return
                 instant = self._queue.next_instant()
-                wait = TIMER_TICK_SECONDS
-                if instant is not None:
-                    until = (instant - self._clock.now()).total_seconds()
-                    wait = max(0.0, min(wait, until))
+                if instant is None:
+                    self._cond.wait()  # nothing waits for its instant: a submit or stop wakes us
+                    continue
+                until = (instant - self._clock.now()).total_seconds()
+                wait = max(0.0, min(TIMER_TICK_SECONDS, until))
                 if wait > 0:
                     self._cond.wait(wait)
 
