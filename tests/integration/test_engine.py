@@ -196,7 +196,7 @@ async def test_stale_lease_token_changes_nothing(store: SQLAlchemyStore, clock: 
     await engine.tick()
     (run,) = runs_of(store, sid)
     stale = Outcome(run_id=run.id, lease_token="not-the-token", state=RunState.SUCCEEDED)
-    assert claims.finish_runs(store, [stale], now=clock.now()) == []
+    assert claims.finish_runs(store, [stale], now=clock.now()).run_ids == []
     assert runs_of(store, sid)[0].state is RunState.RUNNING
     executor.complete(run.id, RunState.SUCCEEDED)
     await engine.tick()

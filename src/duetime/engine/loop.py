@@ -312,13 +312,16 @@ class Engine:
         """Step 3: write collected outcomes (fenced by lease token) in batches."""
         while batch := self._inbox.drain(FINISH_BATCH):
             try:
-                claims.finish_runs(self.store, batch, now=self.clock.now(), registry=self.registry)
+                done = claims.finish_runs(
+                    self.store, batch, now=self.clock.now(), registry=self.registry
+                )
             except TRANSIENT_ERRORS:
                 self._inbox.requeue(batch)
                 raise
             for outcome in batch:
                 self._leases.release(outcome.run_id)
-            self._more_work = True  # retries, recoveries and chain fires may be due now
+            if done.follow_ups:
+                self._more_work = True  # retries, recoveries and chain fires may be due now
 
     def _recover(self) -> None:
         """Step 4: fail runs whose lease expired and create their recoveries.

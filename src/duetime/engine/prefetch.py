@@ -120,11 +120,13 @@ class PrefetchExecutor:
         with self._cond:
             if self._stopping:
                 raise RuntimeError("executor is not accepting work (shutting down)")
-            if available_at is not None and available_at <= self._clock.now():
+            now = self._clock.now()
+            if available_at is not None and available_at <= now:
                 available_at = None
-            self._queue.add(request, priority, available_at, self._clock.now())
-            if available_at is not None:
-                self._cond.notify_all()  # the timer may have to wake earlier
+            earliest = self._queue.next_instant()
+            self._queue.add(request, priority, available_at, now)
+            if available_at is not None and (earliest is None or available_at < earliest):
+                self._cond.notify_all()  # the timer sleeps until a later instant: wake it
         self.pump()
 
     def cancel(self, run_id: str) -> bool:

@@ -706,23 +706,33 @@ def _current_rows(
     return {row.id: row._asdict() for row in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class FinishResult:
+    """What :func:`finish_runs` wrote: the accepted runs and the follow-ups it created."""
+
+    run_ids: list[str]
+    follow_ups: int
+
+
 def finish_runs(
     store: SQLAlchemyStore, outcomes: Sequence[Outcome], *, now: datetime, registry: Any = None
-) -> list[str]:
+) -> FinishResult:
     """Write outcomes fenced by lease token; create retries, recoveries and chain fires.
 
-    Returns the ids of the runs whose outcome was accepted (a stale token changes nothing).
+    Returns the ids of the runs whose outcome was accepted (a stale token changes nothing)
+    and how many follow-up runs were created.
     """
     if not outcomes:
-        return []
+        return FinishResult([], 0)
+    follow_ups = 0
     with store.write() as conn:
         current = _current_rows(store, conn, sorted({o.run_id for o in outcomes}))
         accepted = _fenced(outcomes, current)
         written = _write_outcomes(conn, accepted, now)
         if written:
-            _follow_ups(store, conn, written, now, registry)
+            follow_ups = _follow_ups(store, conn, written, now, registry)
             store.changed(conn)
-    return [w.run_id for w in written]
+    return FinishResult([w.run_id for w in written], follow_ups)
 
 
 def _fenced(
@@ -845,8 +855,8 @@ def _follow_ups(
     written: list[_Written],
     now: datetime,
     registry: Any,
-) -> None:
-    """Update schedules' last run, then insert retries, recoveries and chain fires.
+) -> int:
+    """Update schedules' last run, then insert retries, recoveries and chain fires (count).
 
     Whole rows are read only for the runs that may get a follow-up: failures (retries,
     recoveries) and successes of schedules with a chain.
@@ -855,7 +865,7 @@ def _follow_ups(
     _touch_schedules(conn, written)
     candidates = [w for w in written if _may_follow(w, schedules)]
     if not candidates:
-        return
+        return 0
     rows = conn.execute(sa.select(t.runs).where(t.runs.c.id.in_([w.run_id for w in candidates])))
     full = {row.id: _finished(row._asdict()) for row in rows}
     values: list[dict[str, Any]] = []
@@ -868,7 +878,7 @@ def _follow_ups(
             values.append(follow)
         if run.state is RunState.SUCCEEDED and schedule is not None and schedule.chain:
             values.extend(_chain_values(store, conn, schedule, run, now, registry))
-    _insert_runs(store, conn, values)
+    return len(_insert_runs(store, conn, values))
 
 
 def _may_follow(written: _Written, schedules: Mapping[str, _ScheduleRef]) -> bool:
