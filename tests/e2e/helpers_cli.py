@@ -5,6 +5,11 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 #: How long a served ``duetime run`` gets to stop after SIGINT before it is killed.
 STOP_SECONDS = 40
@@ -25,3 +30,14 @@ def stop_process(proc: subprocess.Popen[str]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")

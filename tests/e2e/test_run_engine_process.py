@@ -9,15 +9,14 @@ import signal
 import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from helpers_cli import wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -41,17 +40,6 @@ class Live:
         """The engine child(ren) of ``duetime run`` (its direct children, by any thread)."""
         tasks = Path(f"/proc/{self.proc.pid}/task").glob("*/children")
         return sorted(int(pid) for task in tasks for pid in task.read_text().split())
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_SECONDS) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def gone(pid: int) -> bool:
