@@ -192,6 +192,7 @@ class Run:
     timeout: float | None = None
     executor: str = "default"
     cancel_requested: bool = False
+    schedule_name: str | None = None  # the schedule's name when the run was created
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a plain dict (error as its dict)."""

@@ -564,3 +564,15 @@ async def test_buffer_all_fires_ahead_even_with_an_active_run(
         (RunState.RUNNING, T0 + seconds(10)),
         (RunState.PENDING, T0 + seconds(20)),  # kept waiting, made a lookahead early
     ]
+
+
+async def test_the_request_carries_the_schedule_name_for_ctx_schedule(
+    store: SQLAlchemyStore, clock: FakeClock
+) -> None:
+    sid = add_schedule(store, "named", "* * * * *", now=clock.now())
+    engine, executor = make_engine(store, clock)
+    clock.advance(60)
+    await engine.tick()
+    (request,) = executor.submitted
+    assert (request.schedule_id, request.schedule_name) == (sid, "named")
+    assert runs_of(store, sid)[0].schedule_name == "named"

@@ -317,6 +317,7 @@ class RunOut(BaseModel):
     priority: int
     executor: str
     cancel_requested: bool
+    schedule_name: str | None = None
 
     @classmethod
     def of(cls, run: Run) -> RunOut:

@@ -383,6 +383,7 @@ class Engine:
             timeout_seconds=run.timeout,
             scheduled_for=run.scheduled_for,
             schedule_id=run.schedule_id,
+            schedule_name=run.schedule_name,
             tenant=run.tenant,
             max_attempts=run.max_attempts,
             database_url=self._jobs_url,
