@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import pytest
-from test_engine_helpers import add_schedule, open_store
+from test_engine_helpers import add_schedule
 
-from duetime.clock import FakeClock
 from duetime.models import RunKind
 from duetime.store import claims
 from duetime.store.rows import new_run_values
 from duetime.store.sqlalchemy import SQLAlchemyStore
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[SQLAlchemyStore]:
-    with open_store(db_url, FakeClock(T0)) as s:
-        yield s
 
 
 def _fire_row(schedule_id: str, kind: RunKind = RunKind.SCHEDULED) -> dict[str, object]:

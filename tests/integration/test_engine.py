@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +14,6 @@ from test_engine_helpers import (
     by_state,
     get_schedule,
     make_engine,
-    open_store,
     pause,
     resume,
     runs_of,
@@ -32,22 +30,6 @@ from duetime.triggers.spec import build_trigger
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def store(db_url: str, clock: FakeClock) -> Iterator[SQLAlchemyStore]:
-    with open_store(db_url, clock) as s:
-        yield s
 
 
 async def test_fires_and_runs_each_minute(store: SQLAlchemyStore, clock: FakeClock) -> None:

@@ -6,11 +6,10 @@ runs take decides the queue depth); the engine tests run it on both backends.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from test_engine_helpers import SLOW, add_schedule, make_engine, open_store, runs_of
+from test_engine_helpers import SLOW, add_schedule, make_engine, runs_of
 
 from duetime.clock import FakeClock
 from duetime.engine.prefetch import (
@@ -27,11 +26,6 @@ from duetime.store.sqlalchemy import SQLAlchemyStore
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 class Timer:
@@ -191,17 +185,6 @@ def test_take_queued_stops_dispatching() -> None:
 
 
 # ---------------------------------------------------------------- the engine with prefetch
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def store(db_url: str, clock: FakeClock) -> Iterator[SQLAlchemyStore]:
-    with open_store(db_url, clock) as s:
-        yield s
 
 
 async def test_engine_claims_beyond_free_slots_once_runs_are_quick(
