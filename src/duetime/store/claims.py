@@ -18,14 +18,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from duetime import planning
 from duetime.errors import ValidationError
 from duetime.executors.base import Outcome
 from duetime.models import ACTIVE_RUN_STATES, Overlap, Run, RunKind, RunState, Schedule
 from duetime.store import tables as t
+from duetime.store.bulk import insert_statement, per_dialect, update_statement
 from duetime.store.rows import new_run_values, resolve_run_settings, row_to_run, row_to_schedule
 from duetime.store.sqlalchemy import TRUSTED_OPTION
 from duetime.triggers.spec import build_trigger
@@ -77,45 +76,25 @@ def _insert_runs(
     """Insert runs; a duplicate ``scheduled`` fire is skipped. Return the inserted runs."""
     if not values:
         return []
-    if store.dialect == "postgresql":
-        inserted = _insert_counted(conn, values)
-    else:
-        inserted = {row.id for row in conn.execute(_INSERT_RETURNING_SQLITE, values)}
-    if len(inserted) < len(values):
-        log.info("duplicate fires skipped", extra={"event": "fire.duplicate_skipped"})
+    count = _RUN_INSERT(store.dialect).execute(conn, values)
+    if count == len(values):
+        return [row_to_run(v) for v in values]
+    log.info("duplicate fires skipped", extra={"event": "fire.duplicate_skipped"})
+    ids = [v["id"] for v in values]
+    inserted = set(conn.execute(sa.select(t.runs.c.id).where(t.runs.c.id.in_(ids))).scalars())
     return [row_to_run(v) for v in values if v["id"] in inserted]
 
 
-def _skip_duplicate_fires(dialect: Any) -> Any:
-    """INSERT of full run rows; a second ``scheduled`` run of one fire is skipped."""
-    return (
-        dialect.insert(t.runs)
-        .on_conflict_do_nothing(
-            index_elements=["schedule_id", "scheduled_for"],
-            index_where=sa.text(f"kind = '{RunKind.SCHEDULED.value}'"),
-        )
-        .execution_options(**{TRUSTED_OPTION: True})  # rows copy checked schedule text
+#: INSERT of full run rows; a second ``scheduled`` run of one fire is skipped (the partial
+#: unique index arbitrates), and the row count tells whether any was.
+_RUN_INSERT = per_dialect(
+    lambda dialect: insert_statement(
+        t.runs,
+        dialect,
+        conflict=f"ON CONFLICT (schedule_id, scheduled_for) WHERE kind = "
+        f"'{RunKind.SCHEDULED.value}' DO NOTHING",
     )
-
-
-_INSERT_RETURNING_SQLITE = _skip_duplicate_fires(sqlite_dialect).returning(t.runs.c.id)
-_INSERT_PG = _skip_duplicate_fires(pg_dialect)
-
-
-def _insert_counted(conn: sa.Connection, values: list[dict[str, Any]]) -> set[str]:
-    """PostgreSQL: insert without RETURNING, then count; return the ids inserted.
-
-    psycopg re-parses a many-row ``INSERT … RETURNING`` on every batch (about 4x the cost
-    of the insert itself); a plain executemany plus one count is far cheaper, and the
-    duplicates it must detect (two engines firing one instant) are rare.
-    """
-    conn.execute(_INSERT_PG, values)
-    ids = [v["id"] for v in values]
-    present = sa.select(t.runs.c.id).where(t.runs.c.id == sa.any_(sa.literal(ids)))
-    found = conn.execute(sa.select(sa.func.count()).select_from(present.subquery())).scalar_one()
-    if found == len(ids):
-        return set(ids)
-    return set(conn.execute(present).scalars())
+)
 
 
 # --------------------------------------------------------------------------- fire
@@ -304,14 +283,13 @@ def _advance(
     ctx.advances.append({"b_id": schedule.id, "b_next": next_run_at, "b_state": state})
 
 
-_ADVANCE = (
-    sa.update(t.schedules)
-    .where(t.schedules.c.id == sa.bindparam("b_id"))
-    .values(
-        next_run_at=sa.bindparam("b_next", type_=t.schedules.c.next_run_at.type),
-        state=sa.bindparam("b_state"),
+_ADVANCE = per_dialect(
+    lambda dialect: update_statement(
+        t.schedules,
+        dialect,
+        set_columns={"next_run_at": "b_next", "state": "b_state"},
+        where_columns={"id": "b_id"},
     )
-    .execution_options(**{TRUSTED_OPTION: True})
 )
 
 
@@ -475,7 +453,7 @@ def _fire_batch(
             values.extend(_fire_schedule(ctx, schedule, counts.get(schedule.id, 0)))
         if claim is not None and claim.slots > 0:
             _claim_at_fire(values, due, counts, now, claim)
-        conn.execute(_ADVANCE, ctx.advances)
+        _ADVANCE(store.dialect).execute(conn, ctx.advances)
         created = _insert_runs(store, conn, values)
         store.changed(conn)
     return created, len(due) == batch_size
@@ -728,7 +706,7 @@ def finish_runs(
     with store.write() as conn:
         current = _current_rows(store, conn, sorted({o.run_id for o in outcomes}))
         accepted = _fenced(outcomes, current)
-        written = _write_outcomes(conn, accepted, now)
+        written = _write_outcomes(store, conn, accepted, now)
         if written:
             follow_ups = _follow_ups(store, conn, written, now, registry)
             store.changed(conn)
@@ -769,19 +747,29 @@ _FENCED = (
     .execution_options(**{TRUSTED_OPTION: True})
 )
 
-_FINISH = _FENCED.values(
-    state=sa.bindparam("b_state"),
-    started_at=sa.bindparam("b_started", type_=t.runs.c.started_at.type),
-    lateness_ms=sa.bindparam("b_lateness"),
-    finished_at=sa.bindparam("b_finished", type_=t.runs.c.finished_at.type),
-    duration_ms=sa.bindparam("b_duration"),
-    result=sa.bindparam("b_result", type_=t.runs.c.result.type),
-    error=sa.bindparam("b_error", type_=t.runs.c.error.type),
+_RUNNING = RunState.RUNNING.value
+_OUTCOME_COLUMNS = (
+    "state", "started_at", "lateness_ms", "finished_at", "duration_ms", "result", "error",
+)  # fmt: skip
+
+#: The outcome UPDATE of one running run, fenced by its lease token.
+_FINISH = per_dialect(
+    lambda dialect: update_statement(
+        t.runs,
+        dialect,
+        set_columns={name: name for name in _OUTCOME_COLUMNS},
+        # the expected state is a parameter, not a literal: a literal lets PostgreSQL's
+        # generic plan of the prepared statement scan the partial index of running runs
+        where_columns={"id": "b_id", "lease_token": "b_token", "state": "b_was"},
+    )
 )
 
 
 def _write_outcomes(
-    conn: sa.Connection, accepted: list[tuple[Outcome, Mapping[str, Any]]], now: datetime
+    store: SQLAlchemyStore,
+    conn: sa.Connection,
+    accepted: list[tuple[Outcome, Mapping[str, Any]]],
+    now: datetime,
 ) -> list[_Written]:
     """Write every accepted outcome in one batched, token-fenced UPDATE."""
     if not accepted:
@@ -791,28 +779,11 @@ def _write_outcomes(
     for outcome, row in accepted:
         values = _outcome_values(outcome, row, now)
         params.append(
-            {
-                "b_id": outcome.run_id,
-                "b_token": outcome.lease_token,
-                **{f"b_{key}": value for key, value in _renamed(values).items()},
-            }
+            {**values, "b_id": outcome.run_id, "b_token": outcome.lease_token, "b_was": _RUNNING}
         )
         written.append(_Written(outcome.run_id, row["schedule_id"], values))
-    conn.execute(_FINISH, params)
+    _FINISH(store.dialect).execute(conn, params)
     return written
-
-
-def _renamed(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Map outcome columns to the bind names of :data:`_FINISH`."""
-    return {
-        "state": values["state"],
-        "started": values["started_at"],
-        "lateness": values["lateness_ms"],
-        "finished": values["finished_at"],
-        "duration": values["duration_ms"],
-        "result": values["result"],
-        "error": values["error"],
-    }
 
 
 def _finished(row: Mapping[str, Any]) -> _Finished:
@@ -862,7 +833,7 @@ def _follow_ups(
     recoveries) and successes of schedules with a chain.
     """
     schedules = _schedules_by_id(conn, (w.schedule_id for w in written if w.schedule_id))
-    _touch_schedules(conn, written)
+    _touch_schedules(store, conn, written)
     candidates = [w for w in written if _may_follow(w, schedules)]
     if not candidates:
         return 0
@@ -896,17 +867,19 @@ def _schedule_live(schedule: _ScheduleRef) -> bool:
     return schedule.deleted_at is None and schedule.state != "paused"
 
 
-_TOUCH = (
-    sa.update(t.schedules)
-    .where(t.schedules.c.id == sa.bindparam("b_id"))
-    .values(
-        last_run_at=sa.bindparam("b_at", type_=t.schedules.c.last_run_at.type),
-        last_run_state=sa.bindparam("b_state"),
+_TOUCH = per_dialect(
+    lambda dialect: update_statement(
+        t.schedules,
+        dialect,
+        set_columns={"last_run_at": "b_at", "last_run_state": "b_state"},
+        where_columns={"id": "b_id"},
     )
 )
 
 
-def _touch_schedules(conn: sa.Connection, finished: Sequence[_Written | Run]) -> None:
+def _touch_schedules(
+    store: SQLAlchemyStore, conn: sa.Connection, finished: Sequence[_Written | Run]
+) -> None:
     """Record each schedule's last run instant and state (one batched UPDATE, id order)."""
     latest: dict[str, tuple[datetime | None, str]] = {}
     for item in finished:
@@ -923,8 +896,7 @@ def _touch_schedules(conn: sa.Connection, finished: Sequence[_Written | Run]) ->
         {"b_id": schedule_id, "b_at": latest[schedule_id][0], "b_state": latest[schedule_id][1]}
         for schedule_id in sorted(latest)
     ]
-    if params:
-        conn.execute(_TOUCH, params)
+    _TOUCH(store.dialect).execute(conn, params)
 
 
 def is_interrupted(run: Run) -> bool:
@@ -1081,7 +1053,7 @@ def recover_expired(store: SQLAlchemyStore, *, now: datetime, limit: int = 500) 
         if not rows:
             return []
         lost = [_lose(conn, row, now) for row in rows]
-        _touch_schedules(conn, [f.run for f in lost])
+        _touch_schedules(store, conn, [f.run for f in lost])
         values = [v for v in (_recovery_values(f, now) for f in lost) if v is not None]
         _insert_runs(store, conn, values)
         store.changed(conn)
