@@ -12,8 +12,10 @@ from fastapi.openapi.utils import get_openapi
 
 from duetime import __version__
 from duetime.api.problems import BodyLimitMiddleware, install_problem_handlers
+from duetime.api.read_cache import Authenticator, ReadCacheMiddleware
 from duetime.api.routes import runs, schedules, system, webhooks
 from duetime.keys import ApiKeyService
+from duetime.store.data_version import DataVersion
 
 API_PREFIX = "/api/v1"
 
@@ -58,8 +60,12 @@ def create_app(
     )
     app.state.scheduler = scheduler
     app.state.keys = keys or ApiKeyService(scheduler.store)
+    versions = DataVersion.for_url(scheduler.store.url)
+    app.state.auth = auth = Authenticator(app.state.keys, versions)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
+    if versions is not None:  # outermost: a hit skips everything below
+        app.add_middleware(ReadCacheMiddleware, auth=auth, versions=versions)
     for module in (schedules, runs, system, webhooks):  # flat: one routing level per request
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(system.probes, prefix=API_PREFIX)

@@ -11,8 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from duetime.api.auth import Principal, bearer_token, unauthorized
 from duetime.api.problems import ApiProblem
+from duetime.api.read_cache import Authenticator
 from duetime.errors import VersionMismatchError
-from duetime.keys import ApiKeyService, Role
+from duetime.keys import Role
 from duetime.scheduler import Scheduler
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,10})"?\s*$')
@@ -24,19 +25,13 @@ async def get_scheduler(request: Request) -> Scheduler:
     return scheduler
 
 
-def get_keys(request: Request) -> ApiKeyService:
-    """The API key service over the facade's store."""
-    keys: ApiKeyService = request.app.state.keys
-    return keys
-
-
 async def authenticate(request: Request) -> Principal:
-    """Authenticate the bearer key (cached in-process; the database on a miss)."""
+    """Authenticate the bearer key (cached per data version on SQLite; else the database)."""
     token = bearer_token(request.headers.get("authorization"))
-    keys = get_keys(request)
-    key = keys.cached(token)
+    auth: Authenticator = request.app.state.auth
+    key = auth.cached(token)
     if key is None:
-        key = await run_in_threadpool(keys.authenticate, token)
+        key = await run_in_threadpool(auth.authenticate, token)
     if key is None:
         raise unauthorized()
     return Principal.of(key)
