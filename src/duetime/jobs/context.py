@@ -130,9 +130,19 @@ class RunContext:
         self._cancel = cancel_signal or threading.Event()
         self._on_heartbeat = on_heartbeat
         self._lock_factory = lock_factory
-        self.log = RunLogger(
-            logging.getLogger(f"{JOB_LOGGER_PREFIX}.{job}"), self._ids(), secret_values
-        )
+        self._secret_values = secret_values
+        self._log: RunLogger | None = None
+
+    @property
+    def log(self) -> RunLogger:
+        """The run's logger (made on first use: most handlers never log)."""
+        if self._log is None:
+            self._log = RunLogger(
+                logging.getLogger(f"{JOB_LOGGER_PREFIX}.{self.job}"),
+                self._ids(),
+                self._secret_values,
+            )
+        return self._log
 
     def _ids(self) -> dict[str, Any]:
         return {

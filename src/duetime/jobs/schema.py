@@ -168,6 +168,8 @@ def validate_parameters(schema: SignatureSchema, parameters: Any) -> dict[str, A
 
 def coerce_parameters(schema: SignatureSchema, parameters: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``parameters`` (secrets already resolved) converted to the handler's types."""
+    if not parameters and not schema.params:  # a handler without parameters (the usual no-op)
+        return {}
     return _convert(schema, parameters, mode="python")
 
 

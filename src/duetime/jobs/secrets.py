@@ -76,6 +76,8 @@ def resolve_secrets(value: Any, environ: Mapping[str, str] | None = None) -> tup
 
     Raises :class:`MissingSecretError` naming the secret (never a value) when one is unset.
     """
+    if not value:  # no parameters (most runs): nothing to walk
+        return value, []
     env = os.environ if environ is None else environ
     used: list[str] = []
 

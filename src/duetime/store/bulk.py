@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,7 +51,16 @@ def _pg_instant(value: datetime | None) -> datetime | None:
 
 def _json_text(value: Any) -> str:
     """sa.JSON's encoding: ``None`` is stored as JSON ``null``, like SQLAlchemy does."""
+    if value is None:
+        return "null"
+    if not value and type(value) in (dict, list):
+        return "{}" if type(value) is dict else "[]"
     return json.dumps(value)
+
+
+def _convert_one(value: Any, converted: list[tuple[int, Converter]]) -> tuple[Any, ...]:
+    """The bind tuple of a one-placeholder statement."""
+    return (converted[0][1](value),) if converted else (value,)
 
 
 def _converter(column: sa.Column[Any], dialect: str) -> Converter | None:
@@ -72,11 +82,19 @@ class BulkStatement:
 
     def rows(self, values: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """Bind tuples of ``values`` (dicts holding every key)."""
-        pairs = tuple(zip(self.keys, self.converters, strict=True))
-        return [
-            tuple(row[key] if conv is None else conv(row[key]) for key, conv in pairs)
-            for row in values
-        ]
+        take = itemgetter(*self.keys)
+        converted = [(i, conv) for i, conv in enumerate(self.converters) if conv is not None]
+        if len(self.keys) == 1:
+            return [_convert_one(take(row), converted) for row in values]
+        if not converted:
+            return [take(row) for row in values]
+        out = []
+        for row in values:
+            bound = list(take(row))
+            for i, conv in converted:
+                bound[i] = conv(bound[i])
+            out.append(tuple(bound))
+        return out
 
     def execute(self, conn: sa.Connection, values: Sequence[Mapping[str, Any]]) -> int:
         """Execute once per row of ``values``; return the rows changed in all."""

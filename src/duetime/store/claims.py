@@ -10,6 +10,7 @@ corrected to the database's ``now()``).
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -811,13 +812,21 @@ def _schedules_by_id(conn: sa.Connection, ids: Iterable[str]) -> dict[str, _Sche
     if not wanted:
         return {}
     s = t.schedules.c
+    chain = sa.cast(s.chain, sa.Text).label("chain")  # decoded only when not empty
     rows = conn.execute(
-        sa.select(s.id, s.tenant, s.state, s.deleted_at, s.chain).where(s.id.in_(wanted))
+        sa.select(s.id, s.tenant, s.state, s.deleted_at, chain).where(s.id.in_(wanted))
     )
     return {
-        row.id: _ScheduleRef(row.id, row.tenant, row.state, row.deleted_at, list(row.chain or []))
+        row.id: _ScheduleRef(row.id, row.tenant, row.state, row.deleted_at, _chain_of(row.chain))
         for row in rows
     }
+
+
+def _chain_of(text: str | None) -> list[str]:
+    """The stored chain (JSON text), without a decode for the usual empty one."""
+    if text is None or text == "[]":
+        return []
+    return list(json.loads(text) or [])
 
 
 def _follow_ups(
