@@ -111,9 +111,12 @@ class JobRegistry:
         return found
 
     def find(self, name: str) -> JobType | None:
-        """Return the job type ``name`` or None."""
-        with self._lock:
-            return self._types.get(name)
+        """Return the job type ``name`` or None.
+
+        No lock: one ``dict.get`` is atomic, and every run looks its job up (the engine and
+        each executor thread), so a lock here was contended on every run.
+        """
+        return self._types.get(name)
 
     def all(self) -> list[JobType]:
         """Every job type, sorted by name."""

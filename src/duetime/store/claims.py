@@ -10,6 +10,7 @@ corrected to the database's ``now()``).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -26,8 +27,16 @@ from duetime.executors.base import Outcome
 from duetime.models import ACTIVE_RUN_STATES, Overlap, Run, RunKind, RunState, Schedule
 from duetime.store import tables as t
 from duetime.store.bulk import insert_statement, per_dialect, update_statement
-from duetime.store.rows import new_run_values, resolve_run_settings, row_to_run, row_to_schedule
+from duetime.store.rows import (
+    DUE_FIELDS,
+    due_schedule_reader,
+    new_run_values,
+    resolve_run_settings,
+    row_to_run,
+    row_to_schedule,
+)
 from duetime.store.sqlalchemy import TRUSTED_OPTION
+from duetime.triggers.base import Trigger
 from duetime.triggers.spec import build_trigger
 
 if TYPE_CHECKING:
@@ -134,6 +143,7 @@ class _FireContext:
     defaults: dict[str, Mapping[str, Any]]
     registry: Any
     advances: list[dict[str, Any]] = field(default_factory=list)
+    trigger_texts: dict[str, str] = field(default_factory=dict)  # by schedule id
 
 
 def _run_values(
@@ -176,12 +186,7 @@ def _plan(
     """Plan the schedule's due fires (and return its jitter); None when its trigger is broken."""
     assert schedule.next_run_at is not None
     try:
-        trigger = build_trigger(
-            schedule.trigger,
-            schedule.timezone,
-            start_at=schedule.start_date,
-            end_at=schedule.end_date,
-        )
+        trigger = _trigger_of(schedule, ctx.trigger_texts.get(schedule.id))
     except ValidationError as exc:
         log.error(
             "schedule trigger cannot be built: %s",
@@ -198,6 +203,24 @@ def _plan(
         coalesce=schedule.coalesce,
     )
     return plan, float(getattr(trigger, "jitter", 0.0) or 0.0)
+
+
+def _trigger_of(schedule: Schedule, text: str | None) -> Trigger:
+    """The schedule's trigger; built once per distinct (spec text, zone, start, end)."""
+    if text is None:
+        return build_trigger(
+            schedule.trigger, schedule.timezone, start_at=schedule.start_date,
+            end_at=schedule.end_date,
+        )  # fmt: skip
+    return _built_trigger(text, schedule.timezone, schedule.start_date, schedule.end_date)
+
+
+@functools.lru_cache(maxsize=4096)
+def _built_trigger(
+    text: str, timezone: str, start_at: datetime | None, end_at: datetime | None
+) -> Trigger:
+    """Build a trigger from its stored JSON text (triggers are immutable: shared safely)."""
+    return build_trigger(json.loads(text), timezone, start_at=start_at, end_at=end_at)
 
 
 def _lookahead_for(ctx: _FireContext, schedule: Schedule, active: int) -> float:
@@ -325,8 +348,8 @@ def _due_schedules(
     now: datetime,
     horizon: datetime,
     batch_size: int,
-) -> list[Schedule]:
-    """Lock and return a batch of due schedules, by priority then next_run_at.
+) -> list[tuple[Schedule, str]]:
+    """Lock and return a batch of due schedules (and trigger texts), by priority, next_run_at.
 
     A fire within the lookahead (after ``now``) is made early only for a schedule with no
     pending or running run: overlap is judged at the fire instant, and a run still active
@@ -343,12 +366,23 @@ def _due_schedules(
         s.next_run_at <= horizon, sa.or_(s.overlap == Overlap.BUFFER_ALL.value, ~active)
     )
     query = (
-        sa.select(t.schedules)
+        sa.select(*_DUE_COLUMNS)
         .where(LIVE_ACTIVE, sa.or_(s.next_run_at <= now, ahead_ok))
         .order_by(s.priority.desc(), s.next_run_at)
         .limit(batch_size)
     )
-    return [row_to_schedule(row) for row in conn.execute(_locked(store, query, skip=True))]
+    result = conn.execute(_locked(store, query, skip=True))
+    read = due_schedule_reader(tuple(result.keys()))
+    return [read(row) for row in result]
+
+
+#: What firing reads of a due schedule; its JSON as text (decoded once per distinct text).
+_DUE_COLUMNS = [
+    sa.cast(t.schedules.c[name], sa.Text).label(name)
+    if name in ("trigger", "parameters")
+    else t.schedules.c[name]
+    for name in DUE_FIELDS
+]
 
 
 @dataclass
@@ -442,12 +476,14 @@ def _fire_batch(
     """Fire one batch in one transaction; return its rows and whether the batch was full."""
     horizon = now + timedelta(seconds=lookahead_seconds)
     with store.write() as conn:
-        due = _due_schedules(store, conn, now, horizon, batch_size)
-        if not due:
+        found = _due_schedules(store, conn, now, horizon, batch_size)
+        if not found:
             return [], False
+        due = [schedule for schedule, _ in found]
         ctx = _FireContext(
             store, conn, now, lookahead_seconds, _job_defaults(conn, (s.job for s in due)), registry
         )
+        ctx.trigger_texts = {schedule.id: text for schedule, text in found}
         counts = _active_counts(conn, [s.id for s in due])
         values: list[dict[str, Any]] = []
         for schedule in due:

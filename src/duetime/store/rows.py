@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -87,6 +88,38 @@ def _positions(
 def schedule_reader(keys: Sequence[str]) -> Callable[[Sequence[Any]], Schedule]:
     """:func:`row_to_schedule` for many rows of one result (``keys`` = its column names)."""
     return _reader(keys, _SCHEDULE_FIELDS, _schedule_from)
+
+
+#: What firing reads of a due schedule (not its description, labels, chain or history);
+#: ``trigger`` and ``parameters`` come as their JSON text.
+DUE_FIELDS = (
+    "id", "tenant", "name", "job", "parameters", "trigger", "timezone", "start_date",
+    "end_date", "priority", "max_instances", "overlap", "misfire_grace_time", "coalesce",
+    "max_attempts", "max_recoveries", "retry_backoff", "timeout", "executor", "state",
+    "next_run_at",
+)  # fmt: skip
+
+
+def due_schedule_reader(keys: Sequence[str]) -> Callable[[Sequence[Any]], tuple[Schedule, str]]:
+    """Rows of :data:`DUE_FIELDS` -> (a Schedule with just those fields, its trigger text)."""
+    return _reader(keys, DUE_FIELDS, _due_schedule_from)
+
+
+def _due_schedule_from(values: dict[str, Any]) -> tuple[Schedule, str]:
+    text = values["trigger"]
+    values["trigger"] = dict(_decoded_object(text))
+    parameters = values["parameters"]
+    values["parameters"] = {} if parameters == "{}" else dict(json.loads(parameters) or {})
+    values["overlap"] = Overlap(values["overlap"])
+    values["state"] = ScheduleState(values["state"])
+    return Schedule(**values), text
+
+
+@functools.lru_cache(maxsize=4096)
+def _decoded_object(text: str) -> dict[str, Any]:
+    """A trigger's JSON (schedules of one shape share it; callers get a copy)."""
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
 
 
 def _run_error(value: Any) -> RunError | None:
