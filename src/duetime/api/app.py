@@ -29,14 +29,19 @@ the current version when it is stale.
 """
 
 
-def _thread_limit(max_threads: int | None) -> Any:
-    """A lifespan that caps the worker threads sync routes run on (None = anyio's 40)."""
+def _lifespan(max_threads: int | None, versions: DataVersion | None) -> Any:
+    """Cap the worker threads sync routes run on (None = anyio's 40); at shutdown close the
+    data version's connection."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if max_threads is not None:
             anyio.to_thread.current_default_thread_limiter().total_tokens = max_threads
-        yield
+        try:
+            yield
+        finally:
+            if versions is not None:
+                versions.close()
 
     return lifespan
 
@@ -47,10 +52,12 @@ def create_app(
     """Build the API over one facade; the caller owns the scheduler's lifecycle.
 
     ``max_threads`` caps the threads that run (blocking) route handlers: fewer threads
-    contend less for the GIL with an engine running in the same process.
+    contend less for the GIL with an engine running in the same process. On a SQLite file
+    database, keys and repeated reads are cached exactly (decision 0010).
     """
+    versions = DataVersion.for_url(scheduler.store.url)
     app = FastAPI(
-        lifespan=_thread_limit(max_threads),
+        lifespan=_lifespan(max_threads, versions),
         title="duetime",
         version=__version__,
         description=_DESCRIPTION,
@@ -60,7 +67,6 @@ def create_app(
     )
     app.state.scheduler = scheduler
     app.state.keys = keys or ApiKeyService(scheduler.store)
-    versions = DataVersion.for_url(scheduler.store.url)
     app.state.auth = auth = Authenticator(app.state.keys, versions)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
