@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
@@ -35,11 +35,9 @@ def _sqlite_instant(value: datetime | None) -> str | None:
     """UTCDateTime's SQLite text (naive UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
     if value is None:
         return None
-    if value.tzinfo is not UTC:
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} cannot be stored; use tz-aware UTC")
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} cannot be stored; use tz-aware UTC")
+    return t.sqlite_text(value)
 
 
 def _pg_instant(value: datetime | None) -> datetime | None:

@@ -37,6 +37,17 @@ metadata = MetaData(naming_convention=NAMING)
 VERSION_TABLE = "duetime_alembic_version"
 
 
+#: Length of UTCDateTime's SQLite text, ``YYYY-MM-DD HH:MM:SS.ffffff`` (naive UTC).
+_SQLITE_TEXT_LENGTH = 26
+
+
+def sqlite_text(value: datetime) -> str:
+    """UTCDateTime's SQLite text of an aware instant (naive UTC with microseconds)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:_SQLITE_TEXT_LENGTH]  # without "+00:00"
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A tz-aware UTC datetime on every backend."""
 
@@ -65,9 +76,7 @@ class UTCDateTime(TypeDecorator[datetime]):
                 return None
             if value.tzinfo is None:
                 raise ValueError(f"naive datetime {value!r} cannot be stored; use tz-aware UTC")
-            if value.tzinfo is not UTC:
-                value = value.astimezone(UTC)
-            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+            return sqlite_text(value)
 
         return process
 
@@ -79,6 +88,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         def process(value: Any) -> datetime | None:
             if value is None:
                 return None
+            if type(value) is str and len(value) == _SQLITE_TEXT_LENGTH:
+                return datetime.fromisoformat(value + "+00:00")  # 6x cheaper than .replace()
             instant = value if isinstance(value, datetime) else datetime.fromisoformat(value)
             return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
 
