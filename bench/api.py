@@ -391,7 +391,8 @@ def run() -> dict[str, Any]:
             result = wrk(url, headers=headers, method=method, workdir=workdir)
             cpu = cpu_seconds(pid) - cpu_before
             result["server_cpu_ms_per_request"] = cpu * 1000 / max(result["requests"], 1)
-            windows[f"{name} #{round_no // 2 + 1}"] = (start, datetime.now(UTC))
+            same_name = sum(1 for earlier in plan[:round_no] if earlier[0] == name)
+            windows[f"{name} #{same_name + 1}"] = (start, datetime.now(UTC))
             if name not in rows or result["rps"] > rows[name]["rps"]:
                 rows[name] = result  # the best round counts (machine noise only slows)
     lateness = fire_lateness(database_url, windows)
