@@ -27,7 +27,7 @@ from duetime.clock import Clock
 from duetime.config import Settings
 from duetime.engine.inbox import OutcomeInbox
 from duetime.engine.leases import LeaseBook, renew, sample_clock_offset
-from duetime.engine.prefetch import PrefetchExecutor
+from duetime.engine.prefetch import Entry, PrefetchExecutor
 from duetime.engine.waiting import PostgresListener, SQLiteChangeWatcher, Waker
 from duetime.executors.base import ExecutionRequest, Executor, Outcome
 from duetime.models import Run, RunError, RunState
@@ -171,9 +171,9 @@ class Engine:
             only_what_starts=not self.executor.known_long(),
         )
         created = self._fire(lookahead_seconds=0.0 if self._saturated else None, claim=claim)
-        for run in created:
-            if run.state is RunState.RUNNING and run.worker == self.instance_id:
-                self._submit(run)
+        self._submit(
+            [r for r in created if r.state is RunState.RUNNING and r.worker == self.instance_id]
+        )
         if slots > 0 and claim.slots == 0:
             self._saturated = True  # every slot taken (fires may wait): outcomes wake us at once
         return any(r.state is RunState.PENDING and r.available_at <= now for r in created)
@@ -300,8 +300,7 @@ class Engine:
             lease_seconds=self.settings.lease_seconds,
             until=self._claim_until(now) if ahead else None,
         )
-        for run in runs:
-            self._submit(run)
+        self._submit(runs)
         # no room (or all of it taken): fire only what is due now, not the lookahead
         self._saturated = slots == 0 or len(runs) == slots
         if self._saturated and self.executor.free_slots > 0:
@@ -359,18 +358,27 @@ class Engine:
         elif waiting == 1:
             self._waker.wake_later(FINISH_DELAY_SECONDS)
 
-    def _submit(self, run: Run) -> None:
-        """Hand one claimed run to the executor; failures become outcomes, never crashes."""
-        assert run.lease_token is not None
-        self._leases.hold(run.id, run.lease_token)
-        if self.registry.find(run.job) is None:
-            self._inbox.put(self._failure(run, UNKNOWN_JOB, self._unknown_job_message(run.job)))
+    def _submit(self, runs: list[Run]) -> None:
+        """Hand claimed runs to the executor (one batch); failures become outcomes."""
+        entries: list[Entry] = []
+        for run in runs:
+            assert run.lease_token is not None
+            self._leases.hold(run.id, run.lease_token)
+            if self.registry.find(run.job) is None:
+                message = self._unknown_job_message(run.job)
+                self._inbox.put(self._failure(run, UNKNOWN_JOB, message))
+                continue
+            entries.append((self._request(run), run.priority, run.available_at))
+        if not entries:
             return
         try:
-            self.executor.submit(self._request(run), run.priority, run.available_at)
+            self.executor.submit_many(entries)
         except Exception as exc:
-            log.exception("submit failed", extra={"event": "run.submit_failed", "run_id": run.id})
-            self._inbox.put(self._failure(run, type(exc).__name__, f"could not start: {exc}"))
+            log.exception("submit failed", extra={"event": "run.submit_failed"})
+            by_id = {run.id: run for run in runs}
+            for request, _, _ in entries:  # none was queued: the batch is refused whole
+                run = by_id[request.run_id]
+                self._inbox.put(self._failure(run, type(exc).__name__, f"could not start: {exc}"))
 
     def _request(self, run: Run) -> ExecutionRequest:
         assert run.lease_token is not None

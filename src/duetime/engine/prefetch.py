@@ -26,14 +26,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from duetime.clock import Clock
+from duetime.engine.runqueue import ReadyEntry as _ReadyEntry
 from duetime.engine.runqueue import RunQueue
 from duetime.executors._common import CANCELLED_ERROR
 from duetime.executors.base import ExecutionRequest, Executor, Outcome, OutcomeCallback
 from duetime.models import RunError, RunState
+
+#: What :meth:`PrefetchExecutor.submit_many` takes: (request, priority, available_at).
+Entry = tuple[ExecutionRequest, int, datetime | None]
 
 #: The queue holds at most what the slots are expected to start within this many seconds.
 PREFETCH_SECONDS = 0.25
@@ -117,15 +121,26 @@ class PrefetchExecutor:
         self, request: ExecutionRequest, priority: int = 0, available_at: datetime | None = None
     ) -> None:
         """Queue ``request`` (higher ``priority`` first; not before ``available_at``)."""
+        self.submit_many([(request, priority, available_at)])
+
+    def submit_many(self, entries: Sequence[Entry]) -> None:
+        """Queue several ``(request, priority, available_at)`` under one lock, then hand over.
+
+        One lock round per batch, not per run: the executor's threads take the same lock,
+        and every contended acquire costs the engine thread a trip through the GIL.
+        """
         with self._cond:
             if self._stopping:
                 raise RuntimeError("executor is not accepting work (shutting down)")
             now = self._clock.now()
-            if available_at is not None and available_at <= now:
-                available_at = None
             earliest = self._queue.next_instant()
-            self._queue.add(request, priority, available_at, now)
-            if available_at is not None and (earliest is None or available_at < earliest):
+            wake_timer = False
+            for request, priority, available_at in entries:
+                instant = available_at if available_at is not None and available_at > now else None
+                self._queue.add(request, priority, instant, now)
+                if instant is not None and (earliest is None or instant < earliest):
+                    earliest, wake_timer = instant, True
+            if wake_timer:
                 self._cond.notify_all()  # the timer sleeps until a later instant: wake it
         self.pump()
 
@@ -178,24 +193,30 @@ class PrefetchExecutor:
 
     # ------------------------------------------------------------ internals
     def _pump(self) -> None:
-        while self.inner.free_slots > 0:
+        while (free := self.inner.free_slots) > 0:
             with self._cond:
                 if self._stopping:
                     return
                 self._queue.release_due(self._clock.now())
-                entry = self._queue.pop_ready()
-                if entry is None:
-                    return
-                request = entry[2]
-                self._dispatched[request.run_id] = self._timer()
-            try:
-                self.inner.submit(request)
-            except RuntimeError:  # a slot taken meanwhile (or shutting down): keep it queued
-                with self._cond:
-                    self._dispatched.pop(request.run_id, None)
-                    if not self._stopping:
-                        self._queue.put_back(entry)
+                taken: list[_ReadyEntry] = []
+                while len(taken) < free and (entry := self._queue.pop_ready()) is not None:
+                    taken.append(entry)
+                    self._dispatched[entry[2].run_id] = self._timer()
+            if not taken:
                 return
+            for index, entry in enumerate(taken):
+                try:
+                    self.inner.submit(entry[2])
+                except RuntimeError:  # a slot taken meanwhile (or shutting down): keep them
+                    self._put_back(taken[index:])
+                    return
+
+    def _put_back(self, entries: list[_ReadyEntry]) -> None:
+        with self._cond:
+            for entry in entries:
+                self._dispatched.pop(entry[2].run_id, None)
+                if not self._stopping:
+                    self._queue.put_back(entry)
 
     def _stop(self) -> None:
         with self._cond:

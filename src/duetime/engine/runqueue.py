@@ -12,7 +12,8 @@ from itertools import count
 
 from duetime.executors.base import ExecutionRequest
 
-_Ready = tuple[int, int, ExecutionRequest]  # (-priority, arrival, request)
+ReadyEntry = tuple[int, int, ExecutionRequest]  # (-priority, arrival, request)
+_Ready = ReadyEntry
 _Waiting = tuple[datetime, int, int, ExecutionRequest]  # (available_at, -priority, arrival, …)
 
 
