@@ -63,6 +63,10 @@ _ACTIVE = [s.value for s in ACTIVE_RUN_STATES]
 #: index when the query repeats its WHERE term verbatim (a bound parameter does not match).
 PENDING = sa.text("duetime_runs.state = 'pending'")
 RUNNING = sa.text("duetime_runs.state = 'running'")
+#: Matches the partial index ``ix_duetime_runs_cancel_requested`` word for word.
+RUNNING_CANCEL_REQUESTED = sa.text(
+    "duetime_runs.state = 'running' AND duetime_runs.cancel_requested = true"
+)
 LIVE_ACTIVE = sa.text("duetime_schedules.state = 'active' AND duetime_schedules.deleted_at IS NULL")
 
 #: Pending runs read per free slot (some may be held back by their schedule's max_instances).
@@ -1133,7 +1137,7 @@ def cancel_requested(store: SQLAlchemyStore, run_ids: Sequence[str]) -> list[str
         return []
     r = t.runs.c
     with store.read() as conn:
-        rows = conn.execute(sa.select(r.id).where(RUNNING, r.cancel_requested.is_(True)))
+        rows = conn.execute(sa.select(r.id).where(RUNNING_CANCEL_REQUESTED))
         requested = {row.id for row in rows}
     return [run_id for run_id in run_ids if run_id in requested]
 

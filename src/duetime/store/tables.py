@@ -227,6 +227,13 @@ runs = Table(
         sqlite_where=text("state = 'running'"),
         postgresql_where=text("state = 'running'"),
     ),
+    Index(  # the engine's "which running runs must stop" (usually none)
+        "ix_duetime_runs_cancel_requested",
+        "cancel_requested",  # with state: an equality search the planner prefers to a scan
+        "state",
+        sqlite_where=text("state = 'running' AND cancel_requested = true"),
+        postgresql_where=text("state = 'running' AND cancel_requested = true"),
+    ),
     Index("ix_duetime_runs_schedule_state", "schedule_id", "state"),
     Index("ix_duetime_runs_schedule_created", "schedule_id", "created_at", "id"),
     Index("ix_duetime_runs_tenant_created", "tenant", "created_at", "id"),
