@@ -722,7 +722,7 @@ def _current_rows(
     columns = [t.runs.c[name] for name in _FENCE_COLUMNS]
     query = sa.select(*columns).where(t.runs.c.id.in_(run_ids)).order_by(t.runs.c.id)
     rows = conn.execute(_locked(store, query, skip=False))
-    return {row.id: row._asdict() for row in rows}
+    return {row[0]: dict(zip(_FENCE_COLUMNS, row, strict=True)) for row in rows}  # id first
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,12 +143,19 @@ def row_to_run(row: Any) -> Run:
 
 def _run_from(values: dict[str, Any]) -> Run:
     """Finish ``values`` (the row's Run fields and ``error``) into a Run."""
-    values["parameters"] = dict(values["parameters"] or {})
-    values["kind"] = RunKind(values["kind"])
-    values["state"] = RunState(values["state"])
+    parameters = values["parameters"]
+    values["parameters"] = dict(parameters) if parameters else {}
+    values["kind"] = _RUN_KINDS[values["kind"]]
+    values["state"] = _RUN_STATES[values["state"]]
     values["cancel_requested"] = bool(values.get("cancel_requested", False))
-    values["error"] = _run_error(values.get("error"))
+    error = values.get("error")
+    values["error"] = _run_error(error) if error else None
     return Run(**values)
+
+
+#: Stored text -> enum member without Enum.__call__ (a run row is read for every fire).
+_RUN_KINDS = {kind.value: kind for kind in RunKind}
+_RUN_STATES = {state.value: state for state in RunState}
 
 
 def run_reader(keys: Sequence[str]) -> Callable[[Sequence[Any]], Run]:
@@ -197,8 +204,8 @@ def new_run_values(
         "tenant": tenant,
         "job": job,
         "parameters": dict(parameters),
-        "kind": RunKind(kind).value,
-        "state": RunState(state).value,
+        "kind": kind.value if type(kind) is RunKind else RunKind(kind).value,
+        "state": state.value if type(state) is RunState else RunState(state).value,
         "priority": int(priority),
         "executor": executor,
         "scheduled_for": scheduled_for,
