@@ -78,6 +78,8 @@ class BulkStatement:
     sql: str
     keys: tuple[str, ...]
     converters: tuple[Converter | None, ...]
+    #: Bound once as one array per placeholder (PostgreSQL ``unnest``), not once per row.
+    columnar: bool = False
 
     def rows(self, values: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """Bind tuples of ``values`` (dicts holding every key)."""
@@ -107,7 +109,12 @@ class BulkStatement:
         """Execute once per row of ``values``; return the rows changed in all."""
         if not values:
             return 0
-        result = conn.exec_driver_sql(self.sql, self.rows(values), execution_options=_TRUSTED)
+        rows = self.rows(values)
+        if self.columnar:
+            arrays = tuple(list(column) for column in zip(*rows, strict=True))
+            result = conn.exec_driver_sql(self.sql, arrays, execution_options=_TRUSTED)
+        else:
+            result = conn.exec_driver_sql(self.sql, rows, execution_options=_TRUSTED)
         return int(result.rowcount)
 
 
@@ -120,16 +127,22 @@ def _mark(column: sa.Column[Any], dialect: str) -> str:
 
 
 def insert_statement(table: sa.Table, dialect: str, *, conflict: str = "") -> BulkStatement:
-    """INSERT of every column of ``table`` (dict keys = column names), then ``conflict``."""
+    """INSERT of every column of ``table`` (dict keys = column names), then ``conflict``.
+
+    On PostgreSQL one statement inserts the whole batch from arrays (``unnest``).
+    """
     columns = list(table.columns)
     names = ", ".join(f'"{c.name}"' for c in columns)
+    keys = tuple(c.name for c in columns)
+    converters = tuple(_converter(c, dialect) for c in columns)
+    if dialect == "postgresql":
+        picks = ", ".join(_pg_value(c, c.name) for c in columns)
+        source = _pg_unnest([(c, c.name) for c in columns])
+        sql = f"INSERT INTO {table.name} ({names}) SELECT {picks} FROM {source} {conflict}"
+        return BulkStatement(sql.rstrip(), keys, converters, columnar=True)
     marks = ", ".join(_mark(c, dialect) for c in columns)
     sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}) {conflict}".rstrip()
-    return BulkStatement(
-        sql,
-        tuple(c.name for c in columns),
-        tuple(_converter(c, dialect) for c in columns),
-    )
+    return BulkStatement(sql, keys, converters)
 
 
 def update_statement(
@@ -142,21 +155,52 @@ def update_statement(
 ) -> BulkStatement:
     """UPDATE ``table`` SET column = :key ... WHERE column = :key ... [AND ``where_sql``].
 
-    ``set_columns`` and ``where_columns`` map a column name to the row key it takes. Keep
-    literals out of ``where_sql`` where a partial index could match them: PostgreSQL's
-    generic plan of the prepared statement may then pick that index over the key's.
+    ``set_columns`` and ``where_columns`` map a column name to the row key it takes (keys
+    are distinct). Keep literals out of ``where_sql`` where a partial index could match
+    them: PostgreSQL's generic plan of a prepared statement may then pick that index over
+    the key's. On PostgreSQL one statement updates the whole batch (``UPDATE … FROM
+    unnest(…)``); a key column must then name each row once.
     """
+    ordered = [
+        (table.c[column], key) for column, key in [*set_columns.items(), *where_columns.items()]
+    ]
+    keys = tuple(key for _, key in ordered)
+    converters = tuple(_converter(column, dialect) for column, _ in ordered)
+    if dialect == "postgresql":
+        sets = ", ".join(f'"{c}" = {_pg_value(table.c[c], k)}' for c, k in set_columns.items())
+        wheres = [f'{table.name}."{c}" = v."{k}"' for c, k in where_columns.items()]
+        if where_sql:
+            wheres.append(where_sql)
+        sql = (
+            f"UPDATE {table.name} SET {sets} FROM {_pg_unnest(ordered)} "
+            f"WHERE {' AND '.join(wheres)}"
+        )
+        return BulkStatement(sql, keys, converters, columnar=True)
     sets = ", ".join(f'"{c}" = {_mark(table.c[c], dialect)}' for c in set_columns)
     wheres = [f'"{c}" = {_mark(table.c[c], dialect)}' for c in where_columns]
     if where_sql:
         wheres.append(where_sql)
     sql = f"UPDATE {table.name} SET {sets} WHERE {' AND '.join(wheres)}"
-    ordered = [*set_columns.items(), *where_columns.items()]
-    return BulkStatement(
-        sql,
-        tuple(key for _, key in ordered),
-        tuple(_converter(table.c[column], dialect) for column, _ in ordered),
-    )
+    return BulkStatement(sql, keys, converters)
+
+
+def _pg_unnest(placeholders: Sequence[tuple[sa.Column[Any], str]]) -> str:
+    """``unnest(%s::type[], …) AS v("key", …)``: one array parameter per placeholder.
+
+    JSON travels as text (cast back by :func:`_pg_value`).
+    """
+    arrays = ", ".join(f"%s::{_pg_element(column)}[]" for column, _ in placeholders)
+    names = ", ".join(f'"{key}"' for _, key in placeholders)
+    return f"unnest({arrays}) AS v({names})"
+
+
+def _pg_element(column: sa.Column[Any]) -> str:
+    return "TEXT" if isinstance(column.type, sa.JSON) else str(column.type.compile(dialect=_PG))
+
+
+def _pg_value(column: sa.Column[Any], key: str) -> str:
+    """The unnested value of ``key`` as ``column``'s type."""
+    return f'v."{key}"::JSON' if isinstance(column.type, sa.JSON) else f'v."{key}"'
 
 
 def per_dialect(build: Callable[[str], BulkStatement]) -> Callable[[str], BulkStatement]:
