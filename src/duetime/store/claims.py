@@ -510,8 +510,9 @@ def _pending_candidates(
 
     Read in three segments — priority above 0, equal to 0 (the default: one index range
     scan in available_at order, no sort of the whole backlog), below 0 — so the common case
-    stays cheap with a deep backlog (index ``ix_duetime_runs_claim_priority``). Whole rows
-    are read here, so the chosen runs need no second query; only those become models.
+    stays cheap with a deep backlog (index ``ix_duetime_runs_claim_priority``). Only ids are
+    read here: a backlog held back by ``max_instances`` (hundreds of runs of one schedule)
+    is read again every cycle, and whole rows of it cost more than the claim itself.
     """
     r = t.runs.c
     segments: list[tuple[Any, list[Any]]] = [
@@ -524,28 +525,31 @@ def _pending_candidates(
         if len(found) >= limit:
             break
         query = (
-            sa.select(t.runs)
+            sa.select(r.id, r.schedule_id)
             .where(PENDING, r.available_at <= now, condition)
             .order_by(*order)
             .limit(limit - len(found))
         )
         rows = conn.execute(_locked(store, query, skip=True))
-        found.extend(_Candidate(row.id, row.schedule_id, row) for row in rows)
+        found.extend(_Candidate(row.id, row.schedule_id) for row in rows)
     return found
 
 
 @dataclass(frozen=True, slots=True)
 class _Candidate:
-    """A pending run that may start: its id, schedule and (locked) row."""
+    """A pending run that may start (locked on PostgreSQL): its id and schedule."""
 
     id: str
     schedule_id: str | None
-    row: Any
 
 
-def _full_runs(chosen: list[_Candidate]) -> list[Run]:
+def _full_runs(conn: sa.Connection, chosen: list[_Candidate]) -> list[Run]:
     """The chosen runs as models, in the chosen order."""
-    return [row_to_run(c.row) for c in chosen]
+    if not chosen:
+        return []
+    rows = conn.execute(sa.select(t.runs).where(t.runs.c.id.in_([c.id for c in chosen])))
+    by_id = {row.id: row for row in rows}
+    return [row_to_run(by_id[c.id]) for c in chosen]
 
 
 def _instance_room(
@@ -592,7 +596,7 @@ def claim_runs(
             return []
         schedule_ids = sorted({c.schedule_id for c in candidates if c.schedule_id})
         chosen = _within_limits(candidates, _instance_room(store, conn, schedule_ids), slots)
-        runs = _full_runs(chosen)
+        runs = _full_runs(conn, chosen)
         # no change signal: a claim only takes work away from other engines
         return _start(conn, runs, now=now, worker=worker, lease_seconds=lease_seconds)
 
