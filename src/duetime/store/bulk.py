@@ -4,7 +4,9 @@ SQLAlchemy's executemany builds every row's parameters through the compiled stat
 dict per row, one bind processor call per value): most of the engine's cost per run. The
 statements here never change, so their SQL text is built once per dialect from the table
 definition, and each row is bound as a tuple converted by the same rules as the column
-types (:class:`~duetime.store.tables.UTCDateTime`, JSON, Boolean). They still run through
+types (:class:`~duetime.store.tables.UTCDateTime`, JSON). SQLite runs one prepared
+statement per row (``executemany``); PostgreSQL runs one statement per batch, its rows
+passed as one array per column (``unnest``). They still run through
 ``Connection.exec_driver_sql``: same transaction, same error wrapping, same event hooks.
 
 Only for values the engine built itself from checked text (the NUL check is skipped, see
