@@ -13,7 +13,6 @@ from itertools import count
 from duetime.executors.base import ExecutionRequest
 
 ReadyEntry = tuple[int, int, ExecutionRequest]  # (-priority, arrival, request)
-_Ready = ReadyEntry
 _Waiting = tuple[datetime, int, int, ExecutionRequest]  # (available_at, -priority, arrival, …)
 
 
@@ -21,7 +20,7 @@ class RunQueue:
     """Runs not yet handed to the executor: ``waiting`` (before available_at), ``ready``."""
 
     def __init__(self) -> None:
-        self._ready: list[_Ready] = []
+        self._ready: list[ReadyEntry] = []
         self._waiting: list[_Waiting] = []
         self._ids: set[str] = set()
         self._arrival = count()
@@ -53,7 +52,7 @@ class RunQueue:
         else:
             heapq.heappush(self._waiting, (available_at, -priority, arrival, request))
 
-    def put_back(self, entry: _Ready) -> None:
+    def put_back(self, entry: ReadyEntry) -> None:
         """Return a ready entry taken by :meth:`pop_ready` (its hand-over failed)."""
         self._ids.add(entry[2].run_id)
         heapq.heappush(self._ready, entry)
@@ -65,7 +64,7 @@ class RunQueue:
             self._eligible[request.run_id] = available
             heapq.heappush(self._ready, (neg_priority, arrival, request))
 
-    def pop_ready(self) -> _Ready | None:
+    def pop_ready(self) -> ReadyEntry | None:
         """Take the highest-priority ready run (None when none is ready)."""
         if not self._ready:
             return None

@@ -59,11 +59,6 @@ def _json_text(value: Any) -> str:
     return json.dumps(value)
 
 
-def _convert_one(value: Any, converted: list[tuple[int, Converter]]) -> tuple[Any, ...]:
-    """The bind tuple of a one-placeholder statement."""
-    return (converted[0][1](value),) if converted else (value,)
-
-
 def _converter(column: sa.Column[Any], dialect: str) -> Converter | None:
     """How a Python value of ``column`` is bound on ``dialect`` (None: as it is)."""
     if isinstance(column.type, t.UTCDateTime):
@@ -83,12 +78,14 @@ class BulkStatement:
     #: Bound once as one array per placeholder (PostgreSQL ``unnest``), not once per row.
     columnar: bool = False
 
+    def __post_init__(self) -> None:
+        if len(self.keys) < 2:  # itemgetter of one key returns the bare value, not a tuple
+            raise ValueError("a bulk statement binds at least two keys")
+
     def rows(self, values: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """Bind tuples of ``values`` (dicts holding every key)."""
         take = itemgetter(*self.keys)
         converted = [(i, conv) for i, conv in enumerate(self.converters) if conv is not None]
-        if len(self.keys) == 1:
-            return [_convert_one(take(row), converted) for row in values]
         if not converted:
             return [take(row) for row in values]
         out = []
@@ -120,14 +117,6 @@ class BulkStatement:
         return int(result.rowcount)
 
 
-def _mark(column: sa.Column[Any], dialect: str) -> str:
-    """The placeholder of ``column``; PostgreSQL gets a cast to the column's type (without
-    it a prepared statement of untyped parameters was three times slower here)."""
-    if dialect == "sqlite":
-        return "?"
-    return f"%s::{column.type.compile(dialect=_PG)}"
-
-
 def insert_statement(table: sa.Table, dialect: str, *, conflict: str = "") -> BulkStatement:
     """INSERT of every column of ``table`` (dict keys = column names), then ``conflict``.
 
@@ -142,7 +131,7 @@ def insert_statement(table: sa.Table, dialect: str, *, conflict: str = "") -> Bu
         source = _pg_unnest([(c, c.name) for c in columns])
         sql = f"INSERT INTO {table.name} ({names}) SELECT {picks} FROM {source} {conflict}"
         return BulkStatement(sql.rstrip(), keys, converters, columnar=True)
-    marks = ", ".join(_mark(c, dialect) for c in columns)
+    marks = ", ".join("?" for _ in columns)
     sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}) {conflict}".rstrip()
     return BulkStatement(sql, keys, converters)
 
@@ -153,15 +142,14 @@ def update_statement(
     *,
     set_columns: Mapping[str, str],
     where_columns: Mapping[str, str],
-    where_sql: str = "",
 ) -> BulkStatement:
-    """UPDATE ``table`` SET column = :key ... WHERE column = :key ... [AND ``where_sql``].
+    """UPDATE ``table`` SET column = :key ... WHERE column = :key ...
 
     ``set_columns`` and ``where_columns`` map a column name to the row key it takes (keys
-    are distinct). Keep literals out of ``where_sql`` where a partial index could match
-    them: PostgreSQL's generic plan of a prepared statement may then pick that index over
-    the key's. On PostgreSQL one statement updates the whole batch (``UPDATE … FROM
-    unnest(…)``); a key column must then name each row once.
+    are distinct). Every compared value is a parameter, never a literal: with a literal
+    that a partial index matches, PostgreSQL's generic plan of the prepared statement may
+    pick that index over the key's. On PostgreSQL one statement updates the whole batch
+    (``UPDATE … FROM unnest(…)``); a key column must then name each row once.
     """
     ordered = [
         (table.c[column], key) for column, key in [*set_columns.items(), *where_columns.items()]
@@ -170,19 +158,12 @@ def update_statement(
     converters = tuple(_converter(column, dialect) for column, _ in ordered)
     if dialect == "postgresql":
         sets = ", ".join(f'"{c}" = {_pg_value(table.c[c], k)}' for c, k in set_columns.items())
-        wheres = [f'{table.name}."{c}" = v."{k}"' for c, k in where_columns.items()]
-        if where_sql:
-            wheres.append(where_sql)
-        sql = (
-            f"UPDATE {table.name} SET {sets} FROM {_pg_unnest(ordered)} "
-            f"WHERE {' AND '.join(wheres)}"
-        )
+        matches = " AND ".join(f'{table.name}."{c}" = v."{k}"' for c, k in where_columns.items())
+        sql = f"UPDATE {table.name} SET {sets} FROM {_pg_unnest(ordered)} WHERE {matches}"
         return BulkStatement(sql, keys, converters, columnar=True)
-    sets = ", ".join(f'"{c}" = {_mark(table.c[c], dialect)}' for c in set_columns)
-    wheres = [f'"{c}" = {_mark(table.c[c], dialect)}' for c in where_columns]
-    if where_sql:
-        wheres.append(where_sql)
-    sql = f"UPDATE {table.name} SET {sets} WHERE {' AND '.join(wheres)}"
+    sets = ", ".join(f'"{c}" = ?' for c in set_columns)
+    wheres = " AND ".join(f'"{c}" = ?' for c in where_columns)
+    sql = f"UPDATE {table.name} SET {sets} WHERE {wheres}"
     return BulkStatement(sql, keys, converters)
 
 
@@ -203,16 +184,3 @@ def _pg_element(column: sa.Column[Any]) -> str:
 def _pg_value(column: sa.Column[Any], key: str) -> str:
     """The unnested value of ``key`` as ``column``'s type."""
     return f'v."{key}"::JSON' if isinstance(column.type, sa.JSON) else f'v."{key}"'
-
-
-def per_dialect(build: Callable[[str], BulkStatement]) -> Callable[[str], BulkStatement]:
-    """Memoise ``build(dialect)``: each statement's text is made once per dialect."""
-    made: dict[str, BulkStatement] = {}
-
-    def get(dialect: str) -> BulkStatement:
-        statement = made.get(dialect)
-        if statement is None:
-            statement = made[dialect] = build(dialect)
-        return statement
-
-    return get

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ from duetime.errors import ValidationError
 from duetime.executors.base import Outcome
 from duetime.models import ACTIVE_RUN_STATES, Overlap, Run, RunKind, RunState, Schedule
 from duetime.store import tables as t
-from duetime.store.bulk import insert_statement, per_dialect, update_statement
+from duetime.store.bulk import BulkStatement, insert_statement, update_statement
 from duetime.store.rows import (
     DUE_FIELDS,
     due_schedule_reader,
@@ -101,7 +101,7 @@ def _insert_runs(
 
 #: INSERT of full run rows; a second ``scheduled`` run of one fire is skipped (the partial
 #: unique index arbitrates), and the row count tells whether any was.
-_RUN_INSERT = per_dialect(
+_RUN_INSERT = functools.cache(
     lambda dialect: insert_statement(
         t.runs,
         dialect,
@@ -190,7 +190,10 @@ def _plan(
     """Plan the schedule's due fires (and return its jitter); None when its trigger is broken."""
     assert schedule.next_run_at is not None
     try:
-        trigger = _trigger_of(schedule, ctx.trigger_texts.get(schedule.id))
+        trigger = _built_trigger(
+            ctx.trigger_texts[schedule.id], schedule.timezone, schedule.start_date,
+            schedule.end_date,
+        )  # fmt: skip
     except ValidationError as exc:
         log.error(
             "schedule trigger cannot be built: %s",
@@ -209,21 +212,15 @@ def _plan(
     return plan, float(getattr(trigger, "jitter", 0.0) or 0.0)
 
 
-def _trigger_of(schedule: Schedule, text: str | None) -> Trigger:
-    """The schedule's trigger; built once per distinct (spec text, zone, start, end)."""
-    if text is None:
-        return build_trigger(
-            schedule.trigger, schedule.timezone, start_at=schedule.start_date,
-            end_at=schedule.end_date,
-        )  # fmt: skip
-    return _built_trigger(text, schedule.timezone, schedule.start_date, schedule.end_date)
-
-
 @functools.lru_cache(maxsize=4096)
 def _built_trigger(
     text: str, timezone: str, start_at: datetime | None, end_at: datetime | None
 ) -> Trigger:
-    """Build a trigger from its stored JSON text (triggers are immutable: shared safely)."""
+    """Build a trigger once per distinct (stored JSON text, zone, start, end).
+
+    Triggers are immutable, so one is shared by every schedule of that shape and across
+    cycles.
+    """
     return build_trigger(json.loads(text), timezone, start_at=start_at, end_at=end_at)
 
 
@@ -311,14 +308,16 @@ def _advance(
     ctx.advances.append({"b_id": schedule.id, "b_next": next_run_at, "b_state": state})
 
 
-_ADVANCE = per_dialect(
-    lambda dialect: update_statement(
-        t.schedules,
-        dialect,
-        set_columns={"next_run_at": "b_next", "state": "b_state"},
-        where_columns={"id": "b_id"},
+def _schedule_update(**set_columns: str) -> Callable[[str], BulkStatement]:
+    """A batch UPDATE of schedules by id (``b_id``) setting ``column=row_key`` (per dialect)."""
+    return functools.cache(
+        lambda dialect: update_statement(
+            t.schedules, dialect, set_columns=set_columns, where_columns={"id": "b_id"}
+        )
     )
-)
+
+
+_ADVANCE = _schedule_update(next_run_at="b_next", state="b_state")
 
 
 def _replace(ctx: _FireContext, schedule: Schedule, count: int) -> None:
@@ -781,24 +780,13 @@ def _fenced(
     return list(accepted.values())
 
 
-#: An UPDATE of one running run, fenced by its lease token (``b_id``, ``b_token``).
-_FENCED = (
-    sa.update(t.runs)
-    .where(
-        t.runs.c.id == sa.bindparam("b_id"),
-        t.runs.c.lease_token == sa.bindparam("b_token"),
-        t.runs.c.state == RunState.RUNNING.value,
-    )
-    .execution_options(**{TRUSTED_OPTION: True})
-)
-
 _RUNNING = RunState.RUNNING.value
 _OUTCOME_COLUMNS = (
     "state", "started_at", "lateness_ms", "finished_at", "duration_ms", "result", "error",
 )  # fmt: skip
 
 #: The outcome UPDATE of one running run, fenced by its lease token.
-_FINISH = per_dialect(
+_FINISH = functools.cache(
     lambda dialect: update_statement(
         t.runs,
         dialect,
@@ -920,14 +908,7 @@ def _schedule_live(schedule: _ScheduleRef) -> bool:
     return schedule.deleted_at is None and schedule.state != "paused"
 
 
-_TOUCH = per_dialect(
-    lambda dialect: update_statement(
-        t.schedules,
-        dialect,
-        set_columns={"last_run_at": "b_at", "last_run_state": "b_state"},
-        where_columns={"id": "b_id"},
-    )
-)
+_TOUCH = _schedule_update(last_run_at="b_at", last_run_state="b_state")
 
 
 def _touch_schedules(
@@ -1073,13 +1054,23 @@ def renew_leases(
     return lost
 
 
-_RELEASE = _FENCED.values(
-    state=RunState.PENDING.value,
-    worker=None,
-    lease_token=None,
-    lease_expires_at=None,
-    started_at=None,
-    lateness_ms=None,
+#: Give a claimed run back to ``pending``, fenced by its lease token (``b_id``, ``b_token``).
+_RELEASE = (
+    sa.update(t.runs)
+    .where(
+        t.runs.c.id == sa.bindparam("b_id"),
+        t.runs.c.lease_token == sa.bindparam("b_token"),
+        t.runs.c.state == RunState.RUNNING.value,
+    )
+    .values(
+        state=RunState.PENDING.value,
+        worker=None,
+        lease_token=None,
+        lease_expires_at=None,
+        started_at=None,
+        lateness_ms=None,
+    )
+    .execution_options(**{TRUSTED_OPTION: True})
 )
 
 
