@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import threading
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from duetime.store.data_version import DataVersion, Version
 from duetime.store.sqlalchemy import CHANGES_CHANNEL
 
 if TYPE_CHECKING:
@@ -89,36 +89,29 @@ class Waker:
 
 
 class SQLiteChangeWatcher:
-    """Reads ``PRAGMA data_version`` on its own connection: it moves when others commit."""
+    """Reads the database's data version (:class:`DataVersion`): it moves when others commit."""
 
     def __init__(self, store: SQLAlchemyStore) -> None:
         database = sa.make_url(store.url).database or ""
-        self._conn: sqlite3.Connection | None = None
-        if database and database != ":memory:":
-            self._conn = sqlite3.connect(database, check_same_thread=False)
+        self._versions = DataVersion(database) if database and database != ":memory:" else None
         self._version = self._read()
 
-    def _read(self) -> int | None:
-        if self._conn is None:
-            return None
-        row = self._conn.execute("PRAGMA data_version").fetchone()
-        return int(row[0]) if row else None
+    def _read(self) -> Version | None:
+        return self._versions.current() if self._versions is not None else None
 
     def changed(self) -> bool:
-        """True when another connection committed since the last call."""
-        try:
-            version = self._read()
-        except sqlite3.Error:
-            return True
-        moved = version != self._version
+        """True when another connection committed since the last call (or it cannot tell)."""
+        if self._versions is None:
+            return False
+        version = self._read()
+        moved = version is None or version != self._version
         self._version = version
         return moved
 
     def close(self) -> None:
         """Close the watcher's connection."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._versions is not None:
+            self._versions.close()
 
 
 class PostgresListener:
