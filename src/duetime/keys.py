@@ -110,6 +110,13 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+def key_digest(secret: str) -> str | None:
+    """The stored hash of a presented key; None when it cannot be a key (no lookup needed)."""
+    if not secret.startswith(KEY_PREFIX) or len(secret) > _MAX_KEY_CHARS:
+        return None
+    return hash_key(secret)
+
+
 def parse_role(value: str) -> Role:
     """Return the role named ``value`` or raise a ValidationError naming ``role``."""
     try:
@@ -195,24 +202,36 @@ class ApiKeyService:
 
     def cached(self, secret: str) -> ApiKey | None:
         """Return the key for ``secret`` if it is in the in-process cache (no I/O)."""
-        if not secret.startswith(KEY_PREFIX) or len(secret) > _MAX_KEY_CHARS:
-            return None
-        return self._cached(hash_key(secret))
+        digest = key_digest(secret)
+        return self._cached(digest) if digest is not None else None
 
     def authenticate(self, secret: str) -> ApiKey | None:
         """Return the live key for a presented secret, or None."""
-        if not secret.startswith(KEY_PREFIX) or len(secret) > _MAX_KEY_CHARS:
+        digest = key_digest(secret)
+        if digest is None:
             return None
-        digest = hash_key(secret)
         cached = self._cached(digest)
         if cached is not None:
             return cached
+        key = self._lookup(digest)
+        if key is not None:
+            self._remember(digest, key)
+        return key
+
+    def lookup(self, secret: str) -> ApiKey | None:
+        """Return the live key for a presented secret from the database (no cache), or None.
+
+        For callers that keep their own, exactly validated cache (the API's read cache).
+        """
+        digest = key_digest(secret)
+        return self._lookup(digest) if digest is not None else None
+
+    def _lookup(self, digest: str) -> ApiKey | None:
         with self.store.read() as conn:
             row = sql.find_live_key(conn, digest)
         if row is None:
             return None
         key = _row_to_key(row)
-        self._remember(digest, key)
         self._touch(key)
         return key
 

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from duetime.keys import KEY_PREFIX, ApiKey, ApiKeyService, hash_key
+from duetime.keys import ApiKey, ApiKeyService, key_digest
 from duetime.store.data_version import DataVersion, Version
 
 #: The GETs whose answer depends only on the committed data, the caller's tenant and role,
@@ -44,17 +44,9 @@ MAX_CACHED_BYTES = 32 * 1024 * 1024
 MAX_CACHED_KEYS = 10_000
 #: The key service's own time-based cache must never answer when the data version
 #: validates keys: a negative lifetime makes every entry expired from the start.
-_SERVICE_CACHE_OFF = -1.0
-_MAX_KEY_CHARS = 200
 _BEARER = b"bearer "
 
 T = TypeVar("T")
-
-
-def _digest(token: str) -> str | None:
-    if not token.startswith(KEY_PREFIX) or len(token) > _MAX_KEY_CHARS:
-        return None
-    return hash_key(token)
 
 
 class Authenticator:
@@ -66,7 +58,7 @@ class Authenticator:
 
     def __init__(self, keys: ApiKeyService, versions: DataVersion | None) -> None:
         self.versions = versions
-        self._keys = ApiKeyService(keys.store, cache_seconds=_SERVICE_CACHE_OFF)
+        self._keys = keys
         self._cache: dict[str, tuple[ApiKey, Version]] = {}
         self._lock = threading.Lock()
 
@@ -74,7 +66,7 @@ class Authenticator:
         """The key for ``token`` if cached and still valid (no I/O but the version read)."""
         if self.versions is None:
             return None
-        digest = _digest(token)
+        digest = key_digest(token)
         if digest is None:
             return None
         if version is None:
@@ -86,11 +78,11 @@ class Authenticator:
 
     def authenticate(self, token: str) -> ApiKey | None:
         """The live key for ``token`` from the database, or None (blocking)."""
-        digest = _digest(token)
+        digest = key_digest(token)
         if digest is None:
             return None
         version = self.versions.current() if self.versions is not None else None
-        key = self._keys.authenticate(token)  # a revoke committed after ``version`` moves it
+        key = self._keys.lookup(token)  # a revoke committed after ``version`` moves it
         if key is not None and version is not None:
             with self._lock:
                 if len(self._cache) >= MAX_CACHED_KEYS:
@@ -180,7 +172,7 @@ class ReadCacheMiddleware:
 
     async def _load_key(self, token: str, version: Version) -> ApiKey | None:
         """Look the caller's key up, once per data version and token however many wait."""
-        digest = _digest(token)
+        digest = key_digest(token)
         if digest is None:
             return None
 
