@@ -21,7 +21,7 @@ import signal
 import threading
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from types import TracebackType
@@ -57,9 +57,9 @@ from duetime.models import (
 from duetime.store import rows
 from duetime.store.sqlalchemy import (
     ALL_TENANTS,
+    RunRequest,
     ScheduleChanges,
     SQLAlchemyStore,
-    check_version,
     normalize_url,
 )
 from duetime.triggers import build_trigger, date_in_past_ok, normalize_spec
@@ -951,28 +951,53 @@ class Scheduler:
         created only while the schedule is at that version (VersionMismatchError otherwise),
         checked in the transaction that inserts the run.
         """
-        expected_version = _version(expected_version)
-        schedule = self.get_schedule(name_or_id)
-        check_version(schedule, expected_version)
-        params = dict(schedule.parameters)
-        if parameters is not None:
-            params.update(_json_object("parameters", parameters))
-            by = check_creator(triggered_by)
-            _job, params = self._check_job(schedule.job, params, by=by)
-        return self._new_run(schedule, RunKind.MANUAL, params, expected_version=expected_version)
+        request = self.prepare_trigger(
+            name_or_id, parameters, triggered_by=triggered_by, expected_version=expected_version
+        )
+        (result,) = self.commit_triggers([request])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-    def _new_run(
+    def prepare_trigger(
         self,
-        schedule: Schedule,
-        kind: RunKind,
-        parameters: Mapping[str, Any],
+        name_or_id: str,
+        parameters: Mapping[str, Any] | None = None,
         *,
+        triggered_by: str = TRUSTED_CREATOR,
         expected_version: int | None = None,
-        **extra: Any,
-    ) -> Run:
+    ) -> RunRequest:
+        """A run-now request of :meth:`trigger` for :meth:`commit_triggers` (not yet run).
+
+        The schedule is read, checked and the parameters validated only when it commits.
+        """
+        expected_version = _version(expected_version)
+
+        def build(schedule: Schedule) -> dict[str, Any]:
+            params = dict(schedule.parameters)
+            if parameters is not None:
+                params.update(_json_object("parameters", parameters))
+                by = check_creator(triggered_by)
+                _job, params = self._check_job(schedule.job, params, by=by)
+            return self._new_run_values(schedule, RunKind.MANUAL, params)
+
+        return RunRequest(self.tenant, name_or_id, build, expected_version)
+
+    def commit_triggers(self, requests: Sequence[RunRequest]) -> list[Run | Exception]:
+        """Create the runs of several :meth:`prepare_trigger` requests in one transaction.
+
+        Returns each request's run or the error that refused it (the others still commit):
+        concurrent run-now requests share one write and one commit (group commit).
+        """
+        return self.store.insert_schedule_runs(requests)
+
+    def _new_run_values(
+        self, schedule: Schedule, kind: RunKind, parameters: Mapping[str, Any], **extra: Any
+    ) -> dict[str, Any]:
+        """The row of a run of ``schedule`` available now (settings resolved and snapshotted)."""
         now = self._now()
         resolved = rows.resolve_run_settings(schedule, self._settings_source(schedule.job))
-        values = rows.new_run_values(
+        return rows.new_run_values(
             schedule=schedule,
             tenant=schedule.tenant,
             job=schedule.job,
@@ -989,7 +1014,6 @@ class Scheduler:
             retry_backoff=schedule.retry_backoff,
             **extra,
         )
-        return self.store.insert_run(values, expected_version=expected_version)
 
     def rerun(self, run_id: str) -> Run:
         """Run a finished run again (kind ``rerun``, ``parent_run_id`` set)."""
@@ -1001,9 +1025,10 @@ class Scheduler:
         schedule = self.store.get_schedule(self.tenant, original.schedule_id, include_deleted=True)
         if schedule.deleted_at is not None:
             raise ConflictError(f"schedule {schedule.name!r} of run {run_id} was deleted")
-        return self._new_run(
+        values = self._new_run_values(
             schedule, RunKind.RERUN, original.parameters, parent_run_id=original.id
         )
+        return self.store.insert_run(values)
 
     def cancel(self, run_id: str) -> Run:
         """Cancel a pending run, or ask the engine to stop a running one."""
@@ -1477,6 +1502,23 @@ class AsyncScheduler:
             triggered_by=triggered_by,
             expected_version=expected_version,
         )
+
+    def prepare_trigger(
+        self,
+        name_or_id: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        triggered_by: str = TRUSTED_CREATOR,
+        expected_version: int | None = None,
+    ) -> RunRequest:
+        """See :meth:`Scheduler.prepare_trigger` (no I/O: not awaited)."""
+        return self._sync.prepare_trigger(
+            name_or_id, parameters, triggered_by=triggered_by, expected_version=expected_version
+        )
+
+    async def commit_triggers(self, requests: Sequence[RunRequest]) -> list[Run | Exception]:
+        """See :meth:`Scheduler.commit_triggers`."""
+        return await self._call(self._sync.commit_triggers, requests)
 
     async def rerun(self, run_id: str) -> Run:
         """See :meth:`Scheduler.rerun`."""

@@ -11,7 +11,7 @@ import pytest
 
 from duetime.clock import FakeClock
 from duetime.errors import NotFoundError, ValidationError, VersionMismatchError
-from duetime.models import Schedule, ScheduleState
+from duetime.models import ScheduleState
 from duetime.scheduler import AsyncScheduler, Scheduler
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -75,17 +75,15 @@ def test_invalid_expected_version_names_the_field(sched: Scheduler) -> None:
 def test_trigger_checks_the_version_when_inserting_the_run(
     sched: Scheduler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An edit between trigger's read and its insert is a mismatch, not a run of v1."""
+    """An edit after trigger was asked for, before its write, is a mismatch, not a run of v1."""
     sched.add_schedule("nightly", "duetime.noop", "0 3 * * *")
-    read = sched.store.get_schedule
+    insert = sched.store.insert_schedule_runs
 
-    def read_then_edit(*args: Any, **kwargs: Any) -> Schedule:
-        found = read(*args, **kwargs)
-        monkeypatch.setattr(sched.store, "get_schedule", read)
-        _bump(sched)  # lands after the read, before the insert
-        return found
+    def edit_then_insert(*args: Any, **kwargs: Any) -> Any:
+        _bump(sched)  # lands after the request was prepared, before its transaction
+        return insert(*args, **kwargs)
 
-    monkeypatch.setattr(sched.store, "get_schedule", read_then_edit)
+    monkeypatch.setattr(sched.store, "insert_schedule_runs", edit_then_insert)
     with pytest.raises(VersionMismatchError) as caught:
         sched.trigger("nightly", expected_version=1)
     assert caught.value.current_version == 2

@@ -144,17 +144,17 @@ def test_run_now_racing_a_delete_creates_no_orphan_run(
     sched: Scheduler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """trigger() read the schedule and inserted the run in two transactions: a delete in
-    between left a pending manual run of a deleted schedule that still executed."""
+    between left a pending manual run of a deleted schedule that still executed. Now the
+    schedule is read in the inserting transaction: a delete just before it is a 404."""
     sched.add_schedule("racy", "duetime.noop", "0 3 * * *")
-    original = sched.store.get_schedule
+    original = sched.store.insert_schedule_runs
 
-    def read_then_deleted(*args: object, **kwargs: object) -> object:
-        found = original(*args, **kwargs)  # type: ignore[arg-type]
-        monkeypatch.setattr(sched.store, "get_schedule", original)
+    def deleted_then_insert(*args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(sched.store, "insert_schedule_runs", original)
         sched.delete_schedule("racy")
-        return found
+        return original(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sched.store, "get_schedule", read_then_deleted)
+    monkeypatch.setattr(sched.store, "insert_schedule_runs", deleted_then_insert)
     with pytest.raises(NotFoundError):
         sched.trigger("racy")
     assert sched.get_runs(state="pending").items == []

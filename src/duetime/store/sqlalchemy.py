@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from duetime.clock import Clock
 from duetime.errors import (
     ConfigurationError,
     ConflictError,
+    DuetimeError,
     NotFoundError,
     ValidationError,
     VersionMismatchError,
@@ -70,7 +72,12 @@ CLEANUP_BATCH_SIZE = 1000
 RECALCULATE_PAGE_SIZE = 500
 
 _ACTIVE = [state.value for state in ACTIVE_RUN_STATES]
+
 _TERMINAL = [state.value for state in RunState if state.is_terminal]
+
+#: One run row, its values bound per call: a statement built once skips SQLAlchemy's
+#: per-call coercion and cache key of ``insert().values(...)`` (~0.27 ms per run).
+_INSERT_RUN = sa.insert(t.runs)
 
 
 #: ``user:password@`` in a URL that could not be parsed (masked before it is shown).
@@ -188,6 +195,20 @@ class ScheduleChanges:
     values: Mapping[str, Any]
     cancel_pending: bool = False  # cancel the schedule's pending runs (pause, delete)
     bump_version: bool = True  # False for housekeeping (recalculate_next_runs)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """A run to create for a live schedule (:meth:`SQLAlchemyStore.insert_schedule_runs`).
+
+    ``build(schedule)`` returns the run's row for the schedule as read under the write
+    lock; it may raise a :class:`DuetimeError` to refuse (validation of parameters).
+    """
+
+    tenant: str
+    name_or_id: str
+    build: Callable[[Schedule], Mapping[str, Any]]
+    expected_version: int | None = None
 
 
 class SQLAlchemyStore:
@@ -333,15 +354,14 @@ class SQLAlchemyStore:
         for_update: bool = False,
     ) -> sa.Row[Any]:
         s = t.schedules
+        lock = for_update and self.dialect == "postgresql"
+        by_id = _schedule_by_id(tenant == ALL_TENANTS, include_deleted, lock)
+        row = conn.execute(by_id, {"tenant": tenant, "ref": name_or_id}).first()
+        if row is not None:
+            return row
         query = sa.select(s).where(_tenant_is(s, tenant))
         if not include_deleted:
             query = query.where(s.c.deleted_at.is_(None))
-        by_id = query.where(s.c.id == name_or_id)
-        if for_update and self.dialect == "postgresql":
-            by_id = by_id.with_for_update()
-        row = conn.execute(by_id).first()
-        if row is not None:
-            return row
         # live first, then the most recently deleted of that name
         by_name = query.where(s.c.name == name_or_id).order_by(
             s.c.deleted_at.is_(None).desc(), s.c.deleted_at.desc(), s.c.created_at.desc()
@@ -507,9 +527,55 @@ class SQLAlchemyStore:
         with self.write() as conn:
             if values.get("schedule_id") is not None:
                 self._lock_live_schedule(conn, values["schedule_id"], expected_version)
-            conn.execute(sa.insert(t.runs).values(**values))
+            conn.execute(_INSERT_RUN, values)
             self.changed(conn)
         return row_to_run(values)
+
+    def insert_schedule_runs(self, requests: Sequence[RunRequest]) -> list[Run | Exception]:
+        """Insert the run of each request in one write transaction (group commit).
+
+        Returns, in order, each request's run or the exception that refused it. Each
+        request's schedule (by id or name, in its tenant) is read under the write lock
+        (PostgreSQL: ``FOR UPDATE``), so it is live and, with ``expected_version``, at that
+        version when its run is inserted. A request whose read, check or ``build`` raises a
+        :class:`DuetimeError` writes nothing; the others still commit. Any other failure (a
+        database error) rolls the whole batch back and each request is retried in a
+        transaction of its own, so each gets its own answer.
+        """
+        if len(requests) > 1:
+            try:
+                return self._insert_schedule_runs(requests)
+            except Exception:
+                log.warning("a batch of %d runs failed; retrying one by one", len(requests))
+        return [self._insert_schedule_run(request) for request in requests]
+
+    def _insert_schedule_run(self, request: RunRequest) -> Run | Exception:
+        try:
+            return self._insert_schedule_runs([request])[0]
+        except Exception as exc:
+            return exc
+
+    def _insert_schedule_runs(self, requests: Sequence[RunRequest]) -> list[Run | Exception]:
+        results: list[Mapping[str, Any] | Exception] = []
+        with self.write() as conn:
+            for request in requests:
+                try:
+                    values = self._run_values_for(conn, request)
+                except DuetimeError as exc:
+                    results.append(exc)
+                    continue
+                conn.execute(_INSERT_RUN, values)
+                results.append(values)
+            if not all(isinstance(result, Exception) for result in results):
+                self.changed(conn)
+        return [r if isinstance(r, Exception) else row_to_run(r) for r in results]
+
+    def _run_values_for(self, conn: sa.Connection, request: RunRequest) -> Mapping[str, Any]:
+        """Read a request's live schedule under the write lock, check it, build the run."""
+        row = self._schedule_row(conn, request.tenant, request.name_or_id, for_update=True)
+        schedule = row_to_schedule(row)
+        check_version(schedule, request.expected_version)
+        return request.build(schedule)
 
     def _lock_live_schedule(
         self, conn: sa.Connection, schedule_id: str, expected_version: int | None = None
@@ -784,6 +850,21 @@ def _upcoming_query(tenant: str, limit: int) -> sa.Select[Any]:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+@functools.cache
+def _schedule_by_id(all_tenants: bool, include_deleted: bool, for_update: bool) -> sa.Select[Any]:
+    """SELECT of one schedule by id (binds ``ref`` and ``tenant``), built once per variant.
+
+    Building the statement per call (coercions, a fresh cache key) cost more than running it.
+    """
+    s = t.schedules
+    query = sa.select(s).where(s.c.id == sa.bindparam("ref"))
+    if not all_tenants:
+        query = query.where(s.c.tenant == sa.bindparam("tenant"))
+    if not include_deleted:
+        query = query.where(s.c.deleted_at.is_(None))
+    return query.with_for_update() if for_update else query
 
 
 def _tenant_is(table: sa.Table, tenant: str) -> sa.ColumnElement[bool]:

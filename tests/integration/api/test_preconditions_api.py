@@ -8,22 +8,20 @@ import pytest
 from api_helpers import Caller, assert_problem, new_schedule
 
 from duetime.clock import FakeClock
-from duetime.models import Schedule
 from duetime.scheduler import Scheduler
 
 
-def _edit_after_read(scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the next schedule read be followed at once by another caller's edit."""
+def _edit_before_write(scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make another caller edit the schedule just before the next run-now transaction."""
     store = scheduler.store
-    read = store.get_schedule
+    insert = store.insert_schedule_runs
 
-    def read_then_edit(*args: Any, **kwargs: Any) -> Schedule:
-        found = read(*args, **kwargs)
-        monkeypatch.setattr(store, "get_schedule", read)
+    def edit_then_insert(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(store, "insert_schedule_runs", insert)
         scheduler.for_tenant("acme").update_schedule("nightly", priority=7)
-        return found
+        return insert(*args, **kwargs)
 
-    monkeypatch.setattr(store, "get_schedule", read_then_edit)
+    monkeypatch.setattr(store, "insert_schedule_runs", edit_then_insert)
 
 
 @pytest.mark.parametrize("action", ["pause", "resume", "trigger"])
@@ -42,7 +40,7 @@ def test_if_match_on_trigger_is_checked_where_the_run_is_written(
     admin: Caller, scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     new_schedule(admin)
-    _edit_after_read(scheduler, monkeypatch)
+    _edit_before_write(scheduler, monkeypatch)
     resp = admin.post("/schedules/nightly/trigger", headers={"If-Match": '"1"'})
     assert assert_problem(resp, 412)["current_version"] == 2
     assert admin.get("/runs").json()["items"] == []

@@ -1,0 +1,139 @@
+"""Run-now requests committed together (Scheduler.commit_triggers / insert_schedule_runs).
+
+Each request is judged on its own inside the one transaction (live schedule, version,
+tenant, parameters); a database failure of the batch retries each request alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from duetime.clock import FakeClock
+from duetime.errors import (
+    InvalidParametersError,
+    NotFoundError,
+    ValidationError,
+    VersionMismatchError,
+)
+from duetime.models import Run, RunKind, RunState
+from duetime.scheduler import Scheduler
+from duetime.store.sqlalchemy import RunRequest
+
+START = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def sched(db_url: str) -> Iterator[Scheduler]:
+    scheduler = Scheduler(db_url, clock=FakeClock(START))
+    yield scheduler
+    scheduler.close()
+
+
+def _runs(s: Scheduler) -> list[Run]:
+    return s.for_tenant("*").get_runs(limit=500).items
+
+
+def _count_writes(s: Scheduler, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the store's write transactions from now on."""
+    store = s.store
+    write = store.write
+    calls: list[int] = []
+
+    def counted() -> AbstractContextManager[sa.Connection]:
+        calls.append(1)
+        return write()
+
+    monkeypatch.setattr(store, "write", counted)
+    return calls
+
+
+def test_each_request_is_judged_alone_in_one_transaction(
+    sched: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acme, other = sched.for_tenant("acme"), sched.for_tenant("other")
+    ok = acme.add_schedule("ok", "duetime.sleep", "0 3 * * *", parameters={"seconds": 0})
+    acme.add_schedule("gone", "duetime.noop", "0 3 * * *")
+    acme.delete_schedule("gone")
+    acme.add_schedule("edited", "duetime.noop", "0 3 * * *")
+    acme.update_schedule("edited", priority=3)  # version 2
+    other.add_schedule("theirs", "duetime.noop", "0 3 * * *")
+    changes: list[int] = []
+    sched.store.add_change_listener(lambda: changes.append(1))
+    writes = _count_writes(sched, monkeypatch)
+    results = sched.commit_triggers(
+        [
+            acme.prepare_trigger("ok"),
+            acme.prepare_trigger("gone"),
+            acme.prepare_trigger("edited", expected_version=1),
+            acme.prepare_trigger("theirs"),  # another tenant's: not found, like elsewhere
+            acme.prepare_trigger("ok", {"seconds": "x"}),
+            acme.prepare_trigger(ok.id, {"seconds": 2}, expected_version=1),
+        ]
+    )
+    assert len(writes) == 1  # one transaction for all six
+    assert len(changes) == 1  # one change signal (one engine wake-up)
+    first, gone, stale, theirs, invalid, second = results
+    assert isinstance(first, Run)
+    assert first.kind == RunKind.MANUAL
+    assert first.state == RunState.PENDING
+    assert first.parameters == {"seconds": 0}
+    assert isinstance(gone, NotFoundError)
+    assert isinstance(stale, VersionMismatchError)
+    assert stale.current_version == 2
+    assert isinstance(theirs, NotFoundError)
+    assert isinstance(invalid, InvalidParametersError)
+    assert invalid.field == "parameters.seconds"
+    assert isinstance(second, Run)
+    assert second.parameters == {"seconds": 2}
+    assert sorted(r.id for r in _runs(sched)) == sorted([first.id, second.id])
+
+
+def test_trigger_raises_what_refused_it(sched: Scheduler) -> None:
+    sched.add_schedule("nightly", "duetime.noop", "0 3 * * *")
+    with pytest.raises(VersionMismatchError):
+        sched.trigger("nightly", expected_version=2)
+    with pytest.raises(ValidationError) as caught:
+        sched.trigger("nightly", expected_version=0)  # refused before any transaction
+    assert caught.value.field == "expected_version"
+    sched.delete_schedule("nightly")
+    with pytest.raises(NotFoundError):
+        sched.trigger("nightly")
+    assert _runs(sched) == []
+
+
+def test_a_database_failure_retries_each_request_alone(sched: Scheduler) -> None:
+    """Two requests building the same run id: the batch's INSERT fails and rolls back,
+    then each request runs alone, so the first one's run is created and only the second
+    gets the error."""
+    schedule = sched.add_schedule("nightly", "duetime.noop", "0 3 * * *")
+    first = sched.prepare_trigger("nightly")
+    fixed_id = "00000000-0000-4000-8000-000000000001"
+
+    def same_id(request: RunRequest) -> RunRequest:
+        def build(found: Any) -> Mapping[str, Any]:
+            return {**request.build(found), "id": fixed_id}
+
+        return RunRequest(request.tenant, request.name_or_id, build, request.expected_version)
+
+    results = sched.commit_triggers([same_id(first), same_id(sched.prepare_trigger(schedule.id))])
+    created, failed = results
+    assert isinstance(created, Run)
+    assert created.id == fixed_id
+    assert isinstance(failed, sa.exc.IntegrityError)
+    assert [r.id for r in _runs(sched)] == [fixed_id]
+
+
+def test_a_tenant_spanning_view_triggers_any_tenant(sched: Scheduler) -> None:
+    theirs = sched.for_tenant("other").add_schedule("theirs", "duetime.noop", "0 3 * * *")
+    (run,) = sched.for_tenant("*").commit_triggers(
+        [sched.for_tenant("*").prepare_trigger("theirs")]
+    )
+    assert isinstance(run, Run)
+    assert run.tenant == "other"
+    assert run.schedule_id == theirs.id
