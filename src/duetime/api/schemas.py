@@ -179,6 +179,12 @@ class ActionRequest(_Preconditions):
     action: Literal["trigger", "pause", "resume", "enable", "disable"]
     parameters: dict[str, Any] | None = None
 
+    @field_validator("parameters")
+    @classmethod
+    def _no_nul(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        reject_nul(value, "parameters")
+        return value
+
 
 class CronValidateRequest(BaseModel):
     """POST /cron/validate body."""

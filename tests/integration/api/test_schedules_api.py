@@ -243,3 +243,13 @@ def test_body_over_one_mib_is_413(admin: Caller) -> None:
     big = {"name": "x", "job": "duetime.noop", "trigger": "0 3 * * *"}
     big["description"] = "a" * (MAX_BODY_BYTES + 1)
     assert_problem(admin.post("/schedules", json=big), 413)
+
+
+def test_trigger_parameters_with_nul_are_422_naming_the_field(admin: Caller) -> None:
+    new_schedule(admin, job="duetime.http", parameters={"url": "https://example.com/"})
+    for path, body in (
+        ("/schedules/nightly/trigger", {"parameters": {"url": "https://x/\x00"}}),
+        ("/schedules/nightly/action", {"action": "trigger", "parameters": {"url": "a\x00"}}),
+    ):
+        assert_problem(admin.post(path, json=body), 422, "parameters.url")
+    assert admin.get("/runs").json()["items"] == []
