@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from duetime import __version__
+from duetime.api.batching import TriggerBatcher
 from duetime.api.problems import BodyLimitMiddleware, install_problem_handlers
 from duetime.api.read_cache import Authenticator, ReadCacheMiddleware
 from duetime.api.routes import runs, schedules, system, webhooks
@@ -29,9 +30,11 @@ the current version when it is stale.
 """
 
 
-def _lifespan(max_threads: int | None, versions: DataVersion | None) -> Any:
-    """Cap the worker threads sync routes run on (None = anyio's 40); at shutdown close the
-    data version's connection."""
+def _lifespan(
+    max_threads: int | None, versions: DataVersion | None, triggers: TriggerBatcher
+) -> Any:
+    """Cap the worker threads sync routes run on (None = anyio's 40); at shutdown stop the
+    run-now writer thread and close the data version's connection."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,6 +43,7 @@ def _lifespan(max_threads: int | None, versions: DataVersion | None) -> Any:
         try:
             yield
         finally:
+            triggers.close()
             if versions is not None:
                 versions.close()
 
@@ -56,8 +60,9 @@ def create_app(
     database, keys and repeated reads are cached exactly (decision 0010).
     """
     versions = DataVersion.for_url(scheduler.store.url)
+    triggers = TriggerBatcher(scheduler.commit_triggers)
     app = FastAPI(
-        lifespan=_lifespan(max_threads, versions),
+        lifespan=_lifespan(max_threads, versions, triggers),
         title="duetime",
         version=__version__,
         description=_DESCRIPTION,
@@ -68,6 +73,7 @@ def create_app(
     app.state.scheduler = scheduler
     app.state.keys = keys or ApiKeyService(scheduler.store)
     app.state.auth = auth = Authenticator(app.state.keys, versions)
+    app.state.triggers = triggers
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
     if versions is not None:  # outermost: a hit skips everything below

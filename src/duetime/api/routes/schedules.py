@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from duetime.api.auth import Principal
+from duetime.api.batching import TriggerBatcher
 from duetime.api.deps import Admin, IfMatch, Operator, SchedulerDep, Viewer, expected_version
 from duetime.api.problems import ApiProblem
 from duetime.api.responses import (
@@ -215,11 +217,32 @@ def _switch(view: Any, method: str, ref: str, wanted: int | None) -> Response:
     return schedule_response(schedule, headers=etag(schedule))
 
 
-def _trigger(
-    view: Any, ref: str, wanted: int | None, parameters: Any, principal: Principal
+async def _trigger(
+    request: Request,
+    view: Any,
+    ref: str,
+    wanted: int | None,
+    parameters: Any,
+    principal: Principal,
 ) -> Response:
-    run = view.trigger(ref, parameters, triggered_by=principal.label, expected_version=wanted)
-    return run_response(run, status=201)
+    """Create a manual run through the app's group commit (one writer thread)."""
+    run_request = view.prepare_trigger(
+        ref, parameters, triggered_by=principal.label, expected_version=wanted
+    )
+    batcher: TriggerBatcher = request.app.state.triggers
+    return run_response(await batcher.submit(run_request), status=201)
+
+
+async def _guarded_async(
+    view: Any,
+    id: str,
+    if_match: str | None,
+    body: PreconditionBody | TriggerRequest | ActionRequest | None,
+) -> tuple[str, int | None]:
+    """:func:`_guarded` from the event loop: only ``expected_updated_at`` reads (in a thread)."""
+    if body is not None and body.expected_updated_at is not None:
+        return await run_in_threadpool(_guarded, view, id, if_match, body)
+    return _guarded(view, id, if_match, body)
 
 
 @router.post("/{id}/pause", response_model=ScheduleOut, responses=_WRITE, summary="Pause")
@@ -251,17 +274,18 @@ def resume_schedule(
 @router.post(
     "/{id}/trigger", response_model=RunOut, status_code=201, responses=_WRITE, summary="Run now"
 )
-def trigger_schedule(
+async def trigger_schedule(
+    request: Request,
     id: IdOrName,
     principal: Operator,
-    scheduler: SchedulerDep,
     if_match: IfMatch = None,
     body: Annotated[TriggerRequest | None, Body()] = None,
 ) -> Response:
     """Create a ``manual`` run now (also on a paused schedule)."""
-    view = tenant_view(scheduler, principal)
-    ref, wanted = _guarded(view, id, if_match, body)
-    return _trigger(view, ref, wanted, body.parameters if body else None, principal)
+    view = tenant_view(request.app.state.scheduler, principal)
+    ref, wanted = await _guarded_async(view, id, if_match, body)
+    parameters = body.parameters if body else None
+    return await _trigger(request, view, ref, wanted, parameters, principal)
 
 
 @router.post(
@@ -270,20 +294,20 @@ def trigger_schedule(
     response_model=ScheduleOut,
     summary="Trigger, pause, resume, enable or disable",
 )
-def schedule_action(
+async def schedule_action(
+    request: Request,
     id: IdOrName,
     principal: Operator,
-    scheduler: SchedulerDep,
     body: ActionRequest,
     if_match: IfMatch = None,
 ) -> Response:
     """One endpoint for the actions (enable = resume, disable = pause)."""
-    view = tenant_view(scheduler, principal)
-    ref, wanted = _guarded(view, id, if_match, body)
+    view = tenant_view(request.app.state.scheduler, principal)
+    ref, wanted = await _guarded_async(view, id, if_match, body)
     if body.action == "trigger":
-        return _trigger(view, ref, wanted, body.parameters, principal)
+        return await _trigger(request, view, ref, wanted, body.parameters, principal)
     method = "pause" if body.action in ("pause", "disable") else "resume"
-    return _switch(view, method, ref, wanted)
+    return await run_in_threadpool(_switch, view, method, ref, wanted)
 
 
 @router.get("/{id}/runs", response_model=RunPage, responses=_ONE, summary="A schedule's runs")

@@ -1,0 +1,129 @@
+"""POST .../trigger and /action trigger: concurrent requests share one transaction (group
+commit on one writer thread), each still answered on its own terms."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import pytest
+from api_helpers import API, Caller, assert_problem, new_schedule
+
+from duetime.api.app import create_app
+from duetime.keys import ApiKeyService
+from duetime.scheduler import Scheduler
+from duetime.store.sqlalchemy import RunRequest
+
+WAIT_SECONDS = 10.0
+
+
+class _HeldCommits:
+    """Wrap the store's batch insert: record each batch's size; hold the first until told."""
+
+    def __init__(self, scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sizes: list[int] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        insert = scheduler.store.insert_schedule_runs
+
+        def held(requests: Sequence[RunRequest]) -> list[Any]:
+            self.sizes.append(len(requests))
+            if len(self.sizes) == 1:
+                self.entered.set()
+                assert self.release.wait(WAIT_SECONDS)
+            return insert(requests)
+
+        monkeypatch.setattr(scheduler.store, "insert_schedule_runs", held)
+
+
+async def _queued(app: Any, count: int) -> None:
+    """Wait until ``count`` requests wait for the next batch."""
+    async with asyncio.timeout(WAIT_SECONDS):
+        while app.state.triggers.queued < count:
+            await asyncio.sleep(0.005)
+
+
+def test_concurrent_triggers_share_one_transaction_and_keep_their_own_answers(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(scheduler)
+    keys = ApiKeyService(scheduler.store)
+    operator = {"Authorization": f"Bearer {keys.create('acme', 'operator').secret}"}
+    other = {"Authorization": f"Bearer {keys.create('other', 'operator').secret}"}
+    view = scheduler.for_tenant("acme")
+    view.add_schedule("nightly", "duetime.sleep", "0 3 * * *", parameters={"seconds": 0})
+    view.add_schedule("paused", "duetime.noop", "0 3 * * *")
+    view.pause("paused")  # version 2; run-now still works on a paused schedule
+    view.add_schedule("gone", "duetime.noop", "0 3 * * *")
+    view.delete_schedule("gone")
+    held = _HeldCommits(scheduler, monkeypatch)
+
+    async def scenario() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t" + API) as client:
+
+            def post(path: str, headers: dict[str, str], **kw: Any) -> Any:
+                return asyncio.ensure_future(client.post(path, headers=headers, **kw))
+
+            first = post("/schedules/nightly/trigger", operator)
+            await asyncio.to_thread(held.entered.wait, WAIT_SECONDS)  # the first batch is open
+            rest = [
+                post("/schedules/nightly/trigger", operator, json={"parameters": {"seconds": 1}}),
+                post("/schedules/paused/trigger", {**operator, "If-Match": '"1"'}),
+                post("/schedules/paused/action", operator, json={"action": "trigger"}),
+                post("/schedules/gone/trigger", operator),
+                post("/schedules/nightly/trigger", other),  # another tenant's: 404
+                post(
+                    "/schedules/nightly/trigger",
+                    operator,
+                    json={"parameters": {"seconds": "soon"}},
+                ),
+            ]
+            await _queued(app, len(rest))
+            held.release.set()
+            return [await first, *[await r for r in rest]]
+
+    first, override, stale, action, gone, foreign, invalid = asyncio.run(scenario())
+    assert held.sizes == [1, 6]  # the six that came while the first was written: one batch
+    assert first.status_code == 201
+    assert first.json()["parameters"] == {"seconds": 0}
+    assert override.status_code == 201
+    assert override.json()["parameters"] == {"seconds": 1}
+    assert assert_problem(stale, 412)["current_version"] == 2
+    assert action.status_code == 201
+    assert action.json()["kind"] == "manual"
+    assert_problem(gone, 404)
+    assert_problem(foreign, 404)
+    assert_problem(invalid, 422, "parameters.seconds")
+    created = {r.json()["id"] for r in (first, override, action)}
+    listed = {run.id for run in scheduler.for_tenant("*").get_runs(limit=50).items}
+    assert listed == created
+
+
+def test_trigger_needs_a_live_key_and_the_operator_role(
+    admin: Caller, make_caller: Any, client: Any, keys: ApiKeyService
+) -> None:
+    new_schedule(admin)
+    viewer = make_caller("acme", "viewer")
+    assert_problem(viewer.post("/schedules/nightly/trigger"), 403)
+    created = keys.create("acme", "operator")
+    operator = Caller(client, created.secret)
+    assert operator.post("/schedules/nightly/trigger").status_code == 201
+    keys.revoke(created.key.id)
+    assert_problem(operator.post("/schedules/nightly/trigger"), 401)
+    assert len(admin.get("/runs").json()["items"]) == 1
+
+
+def test_trigger_by_expected_updated_at(admin: Caller) -> None:
+    schedule = new_schedule(admin)
+    stale = admin.post(
+        "/schedules/nightly/trigger", json={"expected_updated_at": "2000-01-01T00:00:00Z"}
+    )
+    assert assert_problem(stale, 412)["current_version"] == 1
+    ok = admin.post(
+        "/schedules/nightly/trigger", json={"expected_updated_at": schedule["updated_at"]}
+    )
+    assert ok.status_code == 201, ok.text
