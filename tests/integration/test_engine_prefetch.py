@@ -13,6 +13,7 @@ from test_engine_helpers import SLOW, add_schedule, make_engine, runs_of
 
 from duetime.clock import FakeClock
 from duetime.engine.prefetch import (
+    HANDOVER_LEAD_SECONDS,
     MAX_PREFETCH,
     PREFETCH_SECONDS,
     STALE_SECONDS,
@@ -89,11 +90,17 @@ def request(run_id: str) -> ExecutionRequest:
     )
 
 
+class OnTimeExecutor(HeldExecutor):
+    """A held executor that says it waits for ``not_before`` itself."""
+
+    starts_on_time = True
+
+
 def wrapper(
-    duration: float | None, clock: FakeClock | None = None
+    duration: float | None, clock: FakeClock | None = None, inner: HeldExecutor | None = None
 ) -> tuple[PrefetchExecutor, HeldExecutor, list[Outcome]]:
     """A started wrapper whose runs so far took ``duration`` seconds (None: none ran yet)."""
-    inner, timer, outcomes = HeldExecutor(), Timer(), []
+    inner, timer, outcomes = inner or HeldExecutor(), Timer(), []
     prefetch = PrefetchExecutor(inner, clock or FakeClock(T0), concurrency=2, timer=timer)
     prefetch.start(outcomes.append)
     if duration is not None:
@@ -182,6 +189,40 @@ def test_take_queued_stops_dispatching() -> None:
     assert prefetch.free_slots == 0
     with pytest.raises(RuntimeError):
         prefetch.submit(request("late"))
+
+
+@pytest.mark.parametrize("inner_type", [HeldExecutor, OnTimeExecutor])
+def test_a_run_for_later_is_handed_over_at_its_instant_or_just_before(
+    inner_type: type[HeldExecutor],
+) -> None:
+    """An executor that ``starts_on_time`` gets the run HANDOVER_LEAD_SECONDS early, with
+    its instant as ``not_before``; any other executor gets it at the instant, as it is."""
+    clock = FakeClock(T0)
+    prefetch, inner, _ = wrapper(0.001, clock, inner_type())
+    instant = T0 + timedelta(seconds=5)
+    prefetch.submit(request("later"), available_at=instant)
+    lead = HANDOVER_LEAD_SECONDS if inner_type is OnTimeExecutor else 0.0
+    clock.advance(5 - lead - 0.001)
+    prefetch.pump()
+    assert "later" not in inner.started
+    clock.advance(0.001)
+    prefetch.pump()
+    assert "later" in inner.started
+    handed = inner.running_requests["later"]
+    assert handed.not_before == (instant if lead else None)
+
+
+def test_a_run_handed_over_early_counts_its_duration_from_its_instant() -> None:
+    """The wait for ``not_before`` is not run time: the queue depth stays what it was."""
+    clock = FakeClock(T0)
+    timer = Timer()
+    inner = OnTimeExecutor()
+    prefetch = PrefetchExecutor(inner, clock, concurrency=2, timer=timer)
+    prefetch.start([].append)
+    prefetch.submit(request("later"), available_at=T0 + timedelta(seconds=HANDOVER_LEAD_SECONDS))
+    timer.now += HANDOVER_LEAD_SECONDS + 0.1  # waited for its instant, then ran for 0.1 s
+    inner.finish("later")
+    assert prefetch.free_slots == 2 + int(2 * PREFETCH_SECONDS / 0.1)
 
 
 # ---------------------------------------------------------------- the engine with prefetch

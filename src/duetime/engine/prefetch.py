@@ -10,7 +10,10 @@ that claims it. :class:`PrefetchExecutor` wraps any executor with a small local 
   executor's own thread. Long jobs get no such room, so replicas still share them fairly.
 - **Ahead of its instant**: a run claimed within the lookahead waits here until its
   ``available_at`` and is handed over by a timer thread at that instant (not after a
-  database round trip), so starts are punctual.
+  database round trip), so starts are punctual. An executor that ``starts_on_time`` gets
+  it ``HANDOVER_LEAD_SECONDS`` early with the instant as ``not_before``: its worker waits
+  for the instant itself, so one thread wakes at the instant, not a timer and then a worker
+  (each wake-up of a thread has its own delay on a busy or virtual machine).
 
 Queued runs are ``running`` in the database under this engine's lease (leases are renewed;
 a crash recovers them like any other run); their ``started_at`` / ``lateness_ms`` are
@@ -52,6 +55,10 @@ UNKNOWN_DEPTH_PER_SLOT = 10
 STALE_SECONDS = 1.0
 #: Longest sleep of the timer thread between two looks at the clock (a FakeClock may move).
 TIMER_TICK_SECONDS = 0.2
+#: How long before its instant a run goes to an executor that ``starts_on_time``: more than
+#: the timer thread's own wake-up delay (a few ms at worst), little enough that the slot it
+#: holds while its worker waits is not missed.
+HANDOVER_LEAD_SECONDS = 0.01
 
 
 class PrefetchExecutor:
@@ -79,6 +86,8 @@ class PrefetchExecutor:
         self._pumping = threading.local()  # a synchronous executor reports inside submit()
         self._timer_thread: threading.Thread | None = None
         self._slow = False  # runs went stale before any finished: assume long ones
+        on_time = getattr(inner, "starts_on_time", False)
+        self._lead = timedelta(seconds=HANDOVER_LEAD_SECONDS if on_time else 0.0)
 
     # ------------------------------------------------------------ Executor protocol
     def start(self, on_outcome: OutcomeCallback) -> None:
@@ -197,11 +206,12 @@ class PrefetchExecutor:
             with self._cond:
                 if self._stopping:
                     return
-                self._queue.release_due(self._clock.now())
+                now = self._clock.now()
+                self._queue.release_due(now, self._lead)
                 taken: list[_ReadyEntry] = []
                 while len(taken) < free and (entry := self._queue.pop_ready()) is not None:
                     taken.append(entry)
-                    self._dispatched[entry[2].run_id] = self._timer()
+                    self._dispatched[entry[2].run_id] = self._timer() + _wait(entry[2], now)
             if not taken:
                 return
             for index, entry in enumerate(taken):
@@ -229,7 +239,7 @@ class PrefetchExecutor:
             with self._cond:
                 if self._stopping:
                     return
-                self._queue.release_due(self._clock.now())
+                self._queue.release_due(self._clock.now(), self._lead)
                 ready = self._queue.has_ready()
             if ready:
                 self.pump()  # without a free slot, the next outcome pumps them
@@ -240,7 +250,7 @@ class PrefetchExecutor:
                 if instant is None:
                     self._cond.wait()  # nothing waits for its instant: a submit or stop wakes us
                     continue
-                until = (instant - self._clock.now()).total_seconds()
+                until = (instant - self._lead - self._clock.now()).total_seconds()
                 wait = max(0.0, min(TIMER_TICK_SECONDS, until))
                 if wait > 0:
                     self._cond.wait(wait)
@@ -274,3 +284,10 @@ class PrefetchExecutor:
         )
         if self._callback is not None:
             self._callback(outcome)
+
+
+def _wait(request: ExecutionRequest, now: datetime) -> float:
+    """Seconds a run handed over now waits for its ``not_before`` (not part of its duration)."""
+    if request.not_before is None:
+        return 0.0
+    return max(0.0, (request.not_before - now).total_seconds())

@@ -6,14 +6,16 @@ lock around every call.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import count
 
 from duetime.executors.base import ExecutionRequest
 
 ReadyEntry = tuple[int, int, ExecutionRequest]  # (-priority, arrival, request)
 _Waiting = tuple[datetime, int, int, ExecutionRequest]  # (available_at, -priority, arrival, …)
+_NO_LEAD = timedelta(0)
 
 
 class RunQueue:
@@ -57,10 +59,16 @@ class RunQueue:
         self._ids.add(entry[2].run_id)
         heapq.heappush(self._ready, entry)
 
-    def release_due(self, now: datetime) -> None:
-        """Move the runs whose instant has come from ``waiting`` to ``ready``."""
-        while self._waiting and self._waiting[0][0] <= now:
+    def release_due(self, now: datetime, ahead: timedelta = _NO_LEAD) -> None:
+        """Move the runs whose instant has come, or comes within ``ahead``, to ``ready``.
+
+        A run released before its instant carries it as ``not_before``: the executor that
+        takes it waits for the instant itself.
+        """
+        while self._waiting and self._waiting[0][0] <= now + ahead:
             available, neg_priority, arrival, request = heapq.heappop(self._waiting)
+            if available > now:
+                request = dataclasses.replace(request, not_before=available)
             self._eligible[request.run_id] = available
             heapq.heappush(self._ready, (neg_priority, arrival, request))
 

@@ -58,7 +58,7 @@ class ActiveRun:
     """A submitted request while it holds a slot."""
 
     request: ExecutionRequest
-    started_at: datetime
+    started_at: datetime | None  # None while it waits for ``request.not_before``
     deadline: float | None
     cancel_event: threading.Event = field(default_factory=threading.Event)
     reported: bool = False

@@ -35,6 +35,9 @@ class ExecutionRequest:
     tenant: str = "default"
     max_attempts: int = 1
     database_url: str | None = None  # for ctx.lock() in the worker
+    #: Start the handler at this instant, not before: the engine hands a run over a moment
+    #: ahead to an executor whose ``starts_on_time`` is true (docs/decisions/0008).
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,12 @@ OutcomeCallback = Callable[[Outcome], None]
 
 @runtime_checkable
 class Executor(Protocol):
-    """Runs requests; reports each one's outcome once through the callback."""
+    """Runs requests; reports each one's outcome once through the callback.
+
+    Optional: an executor whose ``submit`` honours ``ExecutionRequest.not_before`` (it waits
+    for the instant itself) says so with a true ``starts_on_time`` attribute; the engine then
+    hands runs over a moment before their instant. Others get each run at its instant.
+    """
 
     name: str
 

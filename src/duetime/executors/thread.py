@@ -35,9 +35,14 @@ class ThreadExecutor(InProcessSlots):
     slot stays taken until the handler actually returns, and whatever it returns then is
     discarded. Handlers that may run long should check ``ctx.cancelled`` or wait with
     ``ctx.sleep()``. Use the process executor for jobs that must be stopped by force.
+
+    A request with ``not_before`` holds its slot from the hand-over and its worker waits for
+    that instant itself: only the thread that runs the handler wakes at the instant (a timer
+    thread that then wakes a worker adds a second wake-up, and its delay, to the start).
     """
 
     name = "thread"
+    starts_on_time = True
 
     def __init__(
         self,
@@ -77,7 +82,7 @@ class ThreadExecutor(InProcessSlots):
         """Hand ``request`` to a worker thread; RuntimeError when no slot is free."""
         with self._cond:
             self._check_can_accept(request)
-            active = ActiveRun(request, self._clock.now(), deadline_for(request, self._clock))
+            active = self._active_run(request)
             self._active[request.run_id] = active
             if active.deadline is not None:  # only a new deadline concerns the watcher
                 self._cond.notify_all()
@@ -88,6 +93,12 @@ class ThreadExecutor(InProcessSlots):
                 self._cond.notify_all()
                 raise
         self._queue.put(active)
+
+    def _active_run(self, request: ExecutionRequest) -> ActiveRun:
+        """The slot's record; a run handed over before its instant has no start or deadline yet."""
+        if request.not_before is not None and request.not_before > self._clock.now():
+            return ActiveRun(request, None, None)
+        return ActiveRun(request, self._clock.now(), deadline_for(request, self._clock))
 
     def _ensure_worker(self) -> None:
         """Start one more worker while fewer workers exist than held slots (lock held)."""
@@ -115,7 +126,12 @@ class ThreadExecutor(InProcessSlots):
 
     def _run(self, active: ActiveRun) -> None:
         try:
-            result = execute_request(active.request, self._registry, cancelled=active.cancel_event)
+            if self._wait_for_instant(active):
+                result = execute_request(
+                    active.request, self._registry, cancelled=active.cancel_event
+                )
+            else:  # cancelled or shut down while waiting: that outcome is reported already
+                result = interrupted_result()
         except BaseException as exc:  # never lose an outcome
             result = error_result(exc)
         finally:
@@ -124,6 +140,27 @@ class ThreadExecutor(InProcessSlots):
                 if self._stopping:  # only shutdown waits for slots to free
                     self._cond.notify_all()
         self._reporter.report(active, result)
+
+    def _wait_for_instant(self, active: ActiveRun) -> bool:
+        """Hold a run handed over early until its ``not_before``; False if stopped meanwhile.
+
+        Waits on the run's cancel event in steps of at most SUPERVISOR_TICK_SECONDS (the
+        clock may be a FakeClock). The start and the timeout's deadline count from the
+        instant, not from the hand-over.
+        """
+        if active.started_at is not None:
+            return True
+        instant = active.request.not_before
+        assert instant is not None
+        while (left := (instant - self._clock.now()).total_seconds()) > 0:
+            if active.cancel_event.wait(min(left, SUPERVISOR_TICK_SECONDS)):
+                return False
+        with self._cond:
+            active.started_at = self._clock.now()
+            active.deadline = deadline_for(active.request, self._clock)
+            if active.deadline is not None:
+                self._cond.notify_all()
+        return not active.cancel_event.is_set()
 
     def cancel(self, run_id: str) -> bool:
         """Ask the run to stop and report it ``cancelled`` now (its slot frees on return)."""
