@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
-from starlette.concurrency import run_in_threadpool
 
 from duetime.api.auth import Principal, bearer_token, unauthorized
 from duetime.api.problems import ApiProblem
@@ -29,9 +28,7 @@ async def authenticate(request: Request) -> Principal:
     """Authenticate the bearer key (cached per data version on SQLite; else the database)."""
     token = bearer_token(request.headers.get("authorization"))
     auth: Authenticator = request.app.state.auth
-    key = auth.cached(token)
-    if key is None:
-        key = await run_in_threadpool(auth.authenticate, token)
+    key = await auth.key(token)
     if key is None:
         raise unauthorized()
     return Principal.of(key)

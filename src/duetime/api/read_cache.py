@@ -49,48 +49,6 @@ _BEARER = b"bearer "
 T = TypeVar("T")
 
 
-class Authenticator:
-    """Look bearer keys up; on SQLite cache found keys for one data version each.
-
-    Without a data version (PostgreSQL) every request looks its key up (one indexed read):
-    there is no cheap exact way to know that no revoke committed since the last lookup.
-    """
-
-    def __init__(self, keys: ApiKeyService, versions: DataVersion | None) -> None:
-        self.versions = versions
-        self._keys = keys
-        self._cache: dict[str, tuple[ApiKey, Version]] = {}
-        self._lock = threading.Lock()
-
-    def cached(self, token: str, version: Version | None = None) -> ApiKey | None:
-        """The key for ``token`` if cached and still valid (no I/O but the version read)."""
-        if self.versions is None:
-            return None
-        digest = key_digest(token)
-        if digest is None:
-            return None
-        if version is None:
-            version = self.versions.current()
-        entry = self._cache.get(digest)
-        if entry is None or version is None or entry[1] != version:
-            return None
-        return entry[0]
-
-    def authenticate(self, token: str) -> ApiKey | None:
-        """The live key for ``token`` from the database, or None (blocking)."""
-        digest = key_digest(token)
-        if digest is None:
-            return None
-        version = self.versions.current() if self.versions is not None else None
-        key = self._keys.lookup(token)  # a revoke committed after ``version`` moves it
-        if key is not None and version is not None:
-            with self._lock:
-                if len(self._cache) >= MAX_CACHED_KEYS:
-                    self._cache.clear()
-                self._cache[digest] = (key, version)
-        return key
-
-
 class _Flights:
     """At most one computation per key at a time; the others await its result."""
 
@@ -116,6 +74,87 @@ class _Flights:
             del self._running[key]
 
 
+_Lookup = tuple[ApiKey | None, Exception | None]
+
+
+class Authenticator:
+    """Look bearer keys up; on SQLite cache found keys for one data version each.
+
+    Without a data version (PostgreSQL) every request looks its key up (one indexed read):
+    there is no cheap exact way to know that no revoke committed since the last lookup.
+    """
+
+    def __init__(self, keys: ApiKeyService, versions: DataVersion | None) -> None:
+        self.versions = versions
+        self._keys = keys
+        self._cache: dict[str, tuple[ApiKey, Version]] = {}
+        self._lock = threading.Lock()
+        self._flights = _Flights()
+
+    def cached(self, token: str, version: Version | None = None) -> ApiKey | None:
+        """The key for ``token`` if cached and still valid (no I/O but the version read)."""
+        if self.versions is None:
+            return None
+        digest = key_digest(token)
+        if digest is None:
+            return None
+        if version is None:
+            version = self.versions.current()
+        entry = self._cache.get(digest)
+        if entry is None or version is None or entry[1] != version:
+            return None
+        return entry[0]
+
+    async def key(self, token: str) -> ApiKey | None:
+        """The live key for ``token``: from the cache, else looked up in a worker thread.
+
+        Concurrent lookups of one token at one data version share one database read
+        (after a commit, every waiting request would otherwise read the same row).
+        """
+        version = self.versions.current() if self.versions is not None else None
+        key = self.cached(token, version)
+        if key is not None:
+            return key
+        return await self.load(token, version)
+
+    async def load(self, token: str, version: Version | None) -> ApiKey | None:
+        """Look ``token`` up once per data version however many wait (no version: each
+        request looks it up). A failed lookup (database busy) fails every waiter alike."""
+        digest = key_digest(token)
+        if digest is None:
+            return None
+
+        async def lookup() -> _Lookup:
+            try:
+                return await run_in_threadpool(self.authenticate, token), None
+            except Exception as exc:
+                return None, exc
+
+        shared: _Lookup | None = None
+        if version is not None:
+            shared = await self._flights.run((digest, version), lookup)
+        if shared is None:  # no version, or the request looking it up went away
+            shared = await lookup()
+        found, error = shared
+        if error is not None:
+            raise error
+        return found
+
+    def authenticate(self, token: str) -> ApiKey | None:
+        """The live key for ``token`` from the database, or None (blocking)."""
+        digest = key_digest(token)
+        if digest is None:
+            return None
+        version = self.versions.current() if self.versions is not None else None
+        key = self._keys.lookup(token)  # a revoke committed after ``version`` moves it
+        if key is not None and version is not None:
+            with self._lock:
+                if len(self._cache) >= MAX_CACHED_KEYS:
+                    self._cache.clear()
+                self._cache[digest] = (key, version)
+        return key
+
+
 _Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
@@ -129,7 +168,6 @@ class ReadCacheMiddleware:
         self._version: Version | None = None
         self._answers: dict[tuple[Any, ...], _Answer] = {}
         self._bytes = 0
-        self._key_flights = _Flights()
         self._answer_flights = _Flights()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -145,7 +183,7 @@ class ReadCacheMiddleware:
         version = self.versions.current() if token is not None else None
         key = self.auth.cached(token, version) if token is not None else None
         if key is None and token is not None and version is not None:
-            key = await self._load_key(token, version)
+            key = await self.auth.load(token, version)
             version = self.versions.current()  # the lookup took time: validate anew
         if key is None or version is None:
             await self.app(scope, receive, send)  # 401, or no version to validate with
@@ -169,18 +207,6 @@ class ReadCacheMiddleware:
             await self.app(scope, receive, send)
             return
         await _replay(answer, send)
-
-    async def _load_key(self, token: str, version: Version) -> ApiKey | None:
-        """Look the caller's key up, once per data version and token however many wait."""
-        digest = key_digest(token)
-        if digest is None:
-            return None
-
-        async def lookup() -> ApiKey | None:
-            return await run_in_threadpool(self.auth.authenticate, token)
-
-        found: ApiKey | None = await self._key_flights.run((digest, version), lookup)
-        return found
 
     async def _compute(
         self,

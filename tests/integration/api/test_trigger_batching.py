@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from api_helpers import API, Caller, assert_problem, new_schedule
 
 from duetime.api.app import create_app
@@ -127,3 +128,61 @@ def test_trigger_by_expected_updated_at(admin: Caller) -> None:
         "/schedules/nightly/trigger", json={"expected_updated_at": schedule["updated_at"]}
     )
     assert ok.status_code == 201, ok.text
+
+
+def _waiting(task: asyncio.Task[Any]) -> bool:
+    return not task.done() and task._fut_waiter is not None  # type: ignore[attr-defined]
+
+
+def _held_lookups(
+    app: Any, monkeypatch: pytest.MonkeyPatch, error: Exception | None = None
+) -> tuple[list[int], threading.Event]:
+    """Make the app's key lookups wait for ``release`` (then fail with ``error``, if any)."""
+    keys: ApiKeyService = app.state.keys
+    lookup = keys.lookup
+    calls: list[int] = []
+    release = threading.Event()
+
+    def held(secret: str) -> Any:
+        calls.append(1)
+        assert release.wait(WAIT_SECONDS)
+        if error is not None:
+            raise error
+        return lookup(secret)
+
+    monkeypatch.setattr(keys, "lookup", held)
+    return calls, release
+
+
+async def _all_ask(app: Any, secret: str, count: int, release: threading.Event) -> list[Any]:
+    tasks = [asyncio.ensure_future(app.state.auth.key(secret)) for _ in range(count)]
+    async with asyncio.timeout(WAIT_SECONDS):  # the first looks up in a thread, all wait
+        while not all(_waiting(t) for t in tasks):
+            await asyncio.sleep(0.001)
+    release.set()
+    return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+
+def test_concurrent_key_lookups_share_one_read(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    """After a commit every waiting request misses the key cache: one read serves them all
+    (SQLite); without a data version (PostgreSQL) each request still reads its key."""
+    app = create_app(scheduler)
+    secret = ApiKeyService(scheduler.store).create("acme", "operator").secret
+    calls, release = _held_lookups(app, monkeypatch)
+    found = asyncio.run(_all_ask(app, secret, 5, release))
+    assert [key.tenant for key in found] == ["acme"] * 5
+    assert len(calls) == (1 if db_url.startswith("sqlite") else 5)
+
+
+def test_a_failed_shared_key_lookup_fails_every_waiter(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy database is a 503 for every request that waited on the lookup, never a 401."""
+    app = create_app(scheduler)
+    secret = ApiKeyService(scheduler.store).create("acme", "operator").secret
+    busy = sa.exc.OperationalError("SELECT", {}, Exception("database is locked"))
+    _calls, release = _held_lookups(app, monkeypatch, busy)
+    results = asyncio.run(_all_ask(app, secret, 3, release))
+    assert all(isinstance(result, sa.exc.OperationalError) for result in results)
