@@ -79,9 +79,19 @@ def _ms(delta: timedelta) -> int:
 
 def _locked(store: SQLAlchemyStore, query: sa.Select[Any], *, skip: bool) -> sa.Select[Any]:
     """Add ``FOR UPDATE [SKIP LOCKED]`` on PostgreSQL (SQLite's BEGIN IMMEDIATE suffices)."""
-    if store.dialect == "postgresql":
+    return _locked_on(store.dialect, query, skip=skip)
+
+
+def _locked_on(dialect: str, query: sa.Select[Any], *, skip: bool) -> sa.Select[Any]:
+    """:func:`_locked` for a dialect name (statements built once per dialect)."""
+    if dialect == "postgresql":
         return query.with_for_update(skip_locked=skip)
     return query
+
+
+def _instant(name: str) -> sa.BindParameter[Any]:
+    """A bound instant compared with the runs' and schedules' UTCDateTime columns."""
+    return sa.bindparam(name, type_=t.runs.c.available_at.type)
 
 
 def _insert_runs(
@@ -358,6 +368,14 @@ def _due_schedules(
     pending or running run: overlap is judged at the fire instant, and a run still active
     a moment before it may well be done by then (the engine wakes at the instant itself).
     """
+    params = {"now": now, "horizon": horizon, "batch": batch_size}
+    result = conn.execute(_DUE_QUERY(store.dialect), params)
+    read = due_schedule_reader(tuple(result.keys()))
+    return [read(row) for row in result]
+
+
+def _due_query(dialect: str) -> sa.Select[Any]:
+    """The due-schedules query, built once per dialect (every engine cycle runs it)."""
     s, r = t.schedules.c, t.runs.c
     active = (
         sa.select(r.id)
@@ -365,18 +383,17 @@ def _due_schedules(
         .correlate(t.schedules)
         .exists()
     )
+    horizon = sa.bindparam("horizon", type_=s.next_run_at.type)
     ahead_ok = sa.and_(
         s.next_run_at <= horizon, sa.or_(s.overlap == Overlap.BUFFER_ALL.value, ~active)
     )
     query = (
         sa.select(*_DUE_COLUMNS)
-        .where(LIVE_ACTIVE, sa.or_(s.next_run_at <= now, ahead_ok))
+        .where(LIVE_ACTIVE, sa.or_(s.next_run_at <= _instant("now"), ahead_ok))
         .order_by(s.priority.desc(), s.next_run_at)
-        .limit(batch_size)
+        .limit(sa.bindparam("batch", type_=sa.Integer))
     )
-    result = conn.execute(_locked(store, query, skip=True))
-    read = due_schedule_reader(tuple(result.keys()))
-    return [read(row) for row in result]
+    return _locked_on(dialect, query, skip=True)
 
 
 #: What firing reads of a due schedule; its JSON as text (decoded once per distinct text).
@@ -386,6 +403,7 @@ _DUE_COLUMNS = [
     else t.schedules.c[name]
     for name in DUE_FIELDS
 ]
+_DUE_QUERY = functools.cache(_due_query)
 
 
 @dataclass
@@ -513,25 +531,37 @@ def _pending_candidates(
     read here: a backlog held back by ``max_instances`` (hundreds of runs of one schedule)
     is read again every cycle, and whole rows of it cost more than the claim itself.
     """
+    found: list[_Candidate] = []
+    for query in _CANDIDATE_QUERIES(store.dialect):
+        if len(found) >= limit:
+            break
+        rows = conn.execute(query, {"now": now, "limit": limit - len(found)})
+        found.extend(_Candidate(row.id, row.schedule_id) for row in rows)
+    return found
+
+
+def _candidate_queries(dialect: str) -> list[sa.Select[Any]]:
+    """The three segments of :func:`_pending_candidates`, built once per dialect."""
     r = t.runs.c
     segments: list[tuple[Any, list[Any]]] = [
         (r.priority > 0, [r.priority.desc(), r.available_at]),
         (r.priority == 0, [r.available_at]),
         (r.priority < 0, [r.priority.desc(), r.available_at]),
     ]
-    found: list[_Candidate] = []
-    for condition, order in segments:
-        if len(found) >= limit:
-            break
-        query = (
+    return [
+        _locked_on(
+            dialect,
             sa.select(r.id, r.schedule_id)
-            .where(PENDING, r.available_at <= now, condition)
+            .where(PENDING, r.available_at <= _instant("now"), condition)
             .order_by(*order)
-            .limit(limit - len(found))
+            .limit(sa.bindparam("limit", type_=sa.Integer)),
+            skip=True,
         )
-        rows = conn.execute(_locked(store, query, skip=True))
-        found.extend(_Candidate(row.id, row.schedule_id) for row in rows)
-    return found
+        for condition, order in segments
+    ]
+
+
+_CANDIDATE_QUERIES = functools.cache(_candidate_queries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -722,10 +752,19 @@ def _current_rows(
     Only these few columns: whole rows (parameters, results) are read later for the
     runs that get follow-ups, not for every success.
     """
-    columns = [t.runs.c[name] for name in _FENCE_COLUMNS]
-    query = sa.select(*columns).where(t.runs.c.id.in_(run_ids)).order_by(t.runs.c.id)
-    rows = conn.execute(_locked(store, query, skip=False))
+    rows = conn.execute(_FENCE_QUERY(store.dialect), {"ids": list(run_ids)})
     return {row[0]: dict(zip(_FENCE_COLUMNS, row, strict=True)) for row in rows}  # id first
+
+
+_FENCE_QUERY = functools.cache(
+    lambda dialect: _locked_on(
+        dialect,
+        sa.select(*(t.runs.c[name] for name in _FENCE_COLUMNS))
+        .where(t.runs.c.id.in_(sa.bindparam("ids", expanding=True)))
+        .order_by(t.runs.c.id),
+        skip=False,
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1130,11 +1169,12 @@ def cancel_requested(store: SQLAlchemyStore, run_ids: Sequence[str]) -> list[str
     """
     if not run_ids:
         return []
-    r = t.runs.c
     with store.read() as conn:
-        rows = conn.execute(sa.select(r.id).where(RUNNING_CANCEL_REQUESTED))
-        requested = {row.id for row in rows}
+        requested = set(conn.execute(_CANCEL_REQUESTED_QUERY).scalars())
     return [run_id for run_id in run_ids if run_id in requested]
+
+
+_CANCEL_REQUESTED_QUERY = sa.select(t.runs.c.id).where(RUNNING_CANCEL_REQUESTED)
 
 
 # --------------------------------------------------------------------------- waiting
@@ -1151,15 +1191,16 @@ class DueTimes:
 
 def next_due(store: SQLAlchemyStore) -> DueTimes:
     """Return when the engine next has work: a fire, a pending run or a lease expiry."""
-    s, r = t.schedules.c, t.runs.c
-    queries = [
-        sa.select(sa.func.min(s.next_run_at)).where(LIVE_ACTIVE),
-        sa.select(sa.func.min(r.available_at)).where(PENDING),
-        sa.select(sa.func.min(r.lease_expires_at)).where(RUNNING),
-    ]
     with store.read() as conn:
-        found = [conn.execute(q).scalar() for q in queries]
+        found = [conn.execute(query).scalar() for query in _DUE_TIME_QUERIES]
     return DueTimes(*found)
+
+
+_DUE_TIME_QUERIES = [
+    sa.select(sa.func.min(t.schedules.c.next_run_at)).where(LIVE_ACTIVE),
+    sa.select(sa.func.min(t.runs.c.available_at)).where(PENDING),
+    sa.select(sa.func.min(t.runs.c.lease_expires_at)).where(RUNNING),
+]
 
 
 def get_runs(store: SQLAlchemyStore, run_ids: Sequence[str]) -> list[Run]:
