@@ -137,3 +137,37 @@ def test_a_tenant_spanning_view_triggers_any_tenant(sched: Scheduler) -> None:
     assert isinstance(run, Run)
     assert run.tenant == "other"
     assert run.schedule_id == theirs.id
+
+
+def test_a_batch_reads_each_schedule_once_and_inserts_its_runs_together(
+    sched: Scheduler,
+) -> None:
+    nightly = sched.add_schedule(
+        "nightly", "duetime.sleep", "0 3 * * *", parameters={"seconds": 0}
+    ).id
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(sched.store.engine, "before_cursor_execute", seen)
+    try:
+        results = sched.commit_triggers(
+            [
+                sched.prepare_trigger(nightly),
+                sched.prepare_trigger(nightly, expected_version=2),
+                sched.prepare_trigger(nightly, {"seconds": 3}, expected_version=1),
+            ]
+        )
+    finally:
+        sa.event.remove(sched.store.engine, "before_cursor_execute", seen)
+    ok, stale, override = results
+    assert isinstance(ok, Run)
+    assert isinstance(stale, VersionMismatchError)
+    assert isinstance(override, Run)
+    assert override.parameters == {"seconds": 3}
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    inserts = [s for s in statements if "INSERT INTO duetime_runs" in s]
+    assert len([s for s in reads if "duetime_schedules" in s]) == 1  # by id: one SELECT
+    assert len(inserts) == 1
+    assert {r.id for r in _runs(sched)} == {ok.id, override.id}

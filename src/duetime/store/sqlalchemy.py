@@ -558,24 +558,35 @@ class SQLAlchemyStore:
     def _insert_schedule_runs(self, requests: Sequence[RunRequest]) -> list[Run | Exception]:
         results: list[Mapping[str, Any] | Exception] = []
         with self.write() as conn:
+            schedules: dict[tuple[str, str], Schedule] = {}
             for request in requests:
                 try:
-                    values = self._run_values_for(conn, request)
+                    schedule = self._schedule_for(conn, request, schedules)
+                    check_version(schedule, request.expected_version)
+                    results.append(request.build(schedule))
                 except DuetimeError as exc:
                     results.append(exc)
-                    continue
-                conn.execute(_INSERT_RUN, values)
-                results.append(values)
-            if not all(isinstance(result, Exception) for result in results):
+            rows = [result for result in results if not isinstance(result, Exception)]
+            if rows:
+                conn.execute(_INSERT_RUN, rows)  # one executemany for the batch
                 self.changed(conn)
         return [r if isinstance(r, Exception) else row_to_run(r) for r in results]
 
-    def _run_values_for(self, conn: sa.Connection, request: RunRequest) -> Mapping[str, Any]:
-        """Read a request's live schedule under the write lock, check it, build the run."""
-        row = self._schedule_row(conn, request.tenant, request.name_or_id, for_update=True)
-        schedule = row_to_schedule(row)
-        check_version(schedule, request.expected_version)
-        return request.build(schedule)
+    def _schedule_for(
+        self, conn: sa.Connection, request: RunRequest, seen: dict[tuple[str, str], Schedule]
+    ) -> Schedule:
+        """The request's live schedule, read under the write lock once per transaction.
+
+        Requests of one batch that name the same schedule share its read: nothing else
+        can change it while this transaction holds the write lock (PostgreSQL: the row
+        lock), and this transaction only inserts runs.
+        """
+        ref = (request.tenant, request.name_or_id)
+        found = seen.get(ref)
+        if found is None:
+            row = self._schedule_row(conn, request.tenant, request.name_or_id, for_update=True)
+            found = seen[ref] = row_to_schedule(row)
+        return found
 
     def _lock_live_schedule(
         self, conn: sa.Connection, schedule_id: str, expected_version: int | None = None
