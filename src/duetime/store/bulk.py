@@ -168,11 +168,13 @@ def update_statement(
 
 
 def _pg_unnest(placeholders: Sequence[tuple[sa.Column[Any], str]]) -> str:
-    """``unnest(%s::type[], …) AS v("key", …)``: one array parameter per placeholder.
+    """``unnest(%b::type[], …) AS v("key", …)``: one array parameter per placeholder.
 
-    JSON travels as text (cast back by :func:`_pg_value`).
+    The arrays travel in psycopg's binary format (``%b``): its text format quotes and
+    escapes every element through regular expressions, a third of a batch's CPU. JSON
+    travels as text (cast back by :func:`_pg_value`).
     """
-    arrays = ", ".join(f"%s::{_pg_element(column)}[]" for column, _ in placeholders)
+    arrays = ", ".join(f"%b::{_pg_element(column)}[]" for column, _ in placeholders)
     names = ", ".join(f'"{key}"' for _, key in placeholders)
     return f"unnest({arrays}) AS v({names})"
 
