@@ -3,7 +3,8 @@
 Measured with ``wrk`` (32 connections, 10 s each, ``--latency``):
 
 * ``GET /api/v1/schedules?limit=20`` — bearer auth, tenant scoping and keyset pagination on;
-* ``POST /api/v1/schedules/{id}/trigger`` — a write transaction per request, engine woken;
+* ``POST /api/v1/schedules/{id}/trigger`` — a run created per request (concurrent requests
+  share one write transaction, decision 0012), engine woken;
 * the same GET served by a bare FastAPI + SQLAlchemy endpoint over the same table (no auth,
   no facade): the baseline of what the stack does on this machine.
 
@@ -14,10 +15,11 @@ times a second, and each invalidation costs one recomputation.
 During the whole run ten probe schedules fire every second (priority 100); their runs'
 ``lateness_ms`` (started_at − available_at) is the engine's fire lateness under API load.
 The manual runs the POST round creates are reported too (created → started): the engine, a
-child process of ``duetime run``, is woken by each trigger, but the schedule's
+child process of ``duetime run``, is woken by each commit, but the schedule's
 ``max_instances`` is 1, so these runs queue behind each other — the figure shows how far the
-engine's one-at-a-time execution falls behind 100+ triggers/s, not its wake-up delay. The machine's
-load average before and after is printed: other work on the machine skews every number.
+engine's one-at-a-time execution falls behind 1,000+ triggers/s, not its wake-up delay. The
+machine's load average before and after is printed: other work on the machine skews every
+number.
 Results go to ``bench/results/api.json``. ``python -m bench.api --baseline`` serves the
 baseline app (used as a subprocess).
 """
