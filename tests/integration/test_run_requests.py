@@ -171,3 +171,21 @@ def test_a_batch_reads_each_schedule_once_and_inserts_its_runs_together(
     assert len([s for s in reads if "duetime_schedules" in s]) == 1  # by id: one SELECT
     assert len(inserts) == 1
     assert {r.id for r in _runs(sched)} == {ok.id, override.id}
+
+
+def test_a_busy_database_fails_the_whole_batch_without_retries(
+    sched: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retrying each request alone would wait out the busy database once per request."""
+    sched.add_schedule("nightly", "duetime.noop", "0 3 * * *")
+    writes: list[int] = []
+    busy = sa.exc.OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+
+    def locked() -> Any:
+        writes.append(1)
+        raise busy
+
+    monkeypatch.setattr(sched.store, "write", locked)
+    results = sched.commit_triggers([sched.prepare_trigger("nightly") for _ in range(3)])
+    assert results == [busy, busy, busy]
+    assert len(writes) == 1

@@ -538,13 +538,16 @@ class SQLAlchemyStore:
         request's schedule (by id or name, in its tenant) is read under the write lock
         (PostgreSQL: ``FOR UPDATE``), so it is live and, with ``expected_version``, at that
         version when its run is inserted. A request whose read, check or ``build`` raises a
-        :class:`DuetimeError` writes nothing; the others still commit. Any other failure (a
-        database error) rolls the whole batch back and each request is retried in a
-        transaction of its own, so each gets its own answer.
+        :class:`DuetimeError` writes nothing; the others still commit. A database that is
+        busy or unreachable (OperationalError) fails every request alike. Any other failure
+        rolls the whole batch back and each request is retried in a transaction of its own,
+        so one request's bad row never fails another.
         """
         if len(requests) > 1:
             try:
                 return self._insert_schedule_runs(requests)
+            except OperationalError as exc:
+                return [exc] * len(requests)
             except Exception:
                 log.warning("a batch of %d runs failed; retrying one by one", len(requests))
         return [self._insert_schedule_run(request) for request in requests]
