@@ -1,9 +1,9 @@
 """Group commit of run-now requests: one writer thread, one transaction per batch.
 
-Every ``POST /schedules/{id}/trigger`` (and ``/action`` with ``trigger``) is one write
+A ``POST /schedules/{id}/trigger`` (or ``/action`` with ``trigger``) needs a write
 transaction, and on SQLite the writers of every process take turns on one lock: each turn
 costs a lock hand-over, a ``BEGIN IMMEDIATE``, a commit and a wake-up of the engine, which
-takes its own turn in between. Requests that arrive while a batch is being written wait
+takes its own turn in between. So requests that arrive while a batch is being written wait
 for it to finish and then go together: one thread hop, one transaction and one commit for
 all of them (:meth:`duetime.scheduler.Scheduler.commit_triggers`). A lone request goes at
 once, so an idle server adds no delay. Each request still reads its schedule under the
