@@ -50,11 +50,14 @@ class Role(StrEnum):
     @property
     def rank(self) -> int:
         """Position in viewer < operator < admin."""
-        return list(Role).index(self)
+        return _RANKS[self]
 
     def allows(self, needed: Role) -> bool:
-        """True when this role includes ``needed``."""
-        return self.rank >= needed.rank
+        """True when this role includes ``needed`` (checked on every API request)."""
+        return _RANKS[self] >= _RANKS[needed]
+
+
+_RANKS = {role: rank for rank, role in enumerate(Role)}
 
 
 class _Store(Protocol):
