@@ -57,6 +57,7 @@ def run(
 ) -> None:
     """Run the engine until SIGTERM/SIGINT (or, with --once, until due runs finish)."""
     from duetime.engine.logs import configure_logging
+    from duetime.heap import freeze_startup_heap
 
     module_list = [m.strip() for m in jobs.split(",") if m.strip()] if jobs else None
     settings = settings_for(concurrency=concurrency, executor=executor, jobs=module_list)
@@ -67,6 +68,7 @@ def run(
         if once:
             _report(asyncio.run(_run_once(engines)))
         else:
+            freeze_startup_heap()  # no full collection walks the start-up heap again
             asyncio.run(_serve(engines, supervisor_fd))
     finally:
         for engine in engines:
