@@ -22,6 +22,7 @@ from test_engine_helpers import (
 )
 
 from duetime.clock import FakeClock
+from duetime.executors.base import Outcome
 from duetime.models import RunKind, RunState
 from duetime.store import claims
 from duetime.store.sqlalchemy import SQLAlchemyStore
@@ -558,3 +559,25 @@ async def test_the_request_carries_the_schedule_name_for_ctx_schedule(
     (request,) = executor.submitted
     assert (request.schedule_id, request.schedule_name) == (sid, "named")
     assert runs_of(store, sid)[0].schedule_name == "named"
+
+
+@pytest.mark.parametrize("gone", ["deleted", "paused"])
+async def test_a_failure_of_a_deleted_or_paused_schedule_gets_no_retry(
+    store: SQLAlchemyStore, clock: FakeClock, gone: str
+) -> None:
+    """The outcome is written, but no retry: the schedule stopped while its run ran."""
+    sid = add_schedule(store, "flaky", "0 * * * *", now=clock.now(), job=FAIL, max_attempts=3)
+    clock.advance(hours=1)
+    claim = claims.DirectClaim(worker="w", slots=1, lease_seconds=60)
+    (run,) = claims.fire_due(store, now=clock.now(), lookahead_seconds=0, claim=claim)
+    assert run.state is RunState.RUNNING
+    assert run.lease_token is not None
+    if gone == "deleted":
+        update_schedule(store, sid, deleted_at=clock.now())
+    else:
+        update_schedule(store, sid, state="paused")
+    failed = Outcome(run_id=run.id, lease_token=run.lease_token, state=RunState.FAILED)
+    done = claims.finish_runs(store, [failed], now=clock.now())
+    assert done.run_ids == [run.id]
+    assert done.follow_ups == 0
+    assert [r.state for r in runs_of(store, sid)] == [RunState.FAILED]

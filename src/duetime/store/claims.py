@@ -874,7 +874,7 @@ class _ScheduleRef:
     id: str
     tenant: str
     state: str
-    deleted_at: datetime | None
+    deleted: bool
     chain: list[str]
 
 
@@ -882,15 +882,22 @@ def _schedules_by_id(conn: sa.Connection, ids: Iterable[str]) -> dict[str, _Sche
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    s = t.schedules.c
-    chain = sa.cast(s.chain, sa.Text).label("chain")  # decoded only when not empty
-    rows = conn.execute(
-        sa.select(s.id, s.tenant, s.state, s.deleted_at, chain).where(s.id.in_(wanted))
-    )
+    rows = conn.execute(_SCHEDULE_REFS, {"ids": wanted})
     return {
-        row.id: _ScheduleRef(row.id, row.tenant, row.state, row.deleted_at, _chain_of(row.chain))
+        row[0]: _ScheduleRef(row[0], row[1], row[2], bool(row[3]), _chain_of(row[4]))
         for row in rows
     }
+
+
+#: A finished run's schedule, read by id (``ids``): built once, the chain as JSON text
+#: (decoded only when not empty), whether it is deleted rather than when.
+_SCHEDULE_REFS = sa.select(
+    t.schedules.c.id,
+    t.schedules.c.tenant,
+    t.schedules.c.state,
+    t.schedules.c.deleted_at.is_not(None),
+    sa.cast(t.schedules.c.chain, sa.Text),
+).where(t.schedules.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def _chain_of(text: str | None) -> list[str]:
@@ -944,7 +951,7 @@ def _may_follow(written: _Written, schedules: Mapping[str, _ScheduleRef]) -> boo
 
 def _schedule_live(schedule: _ScheduleRef) -> bool:
     """Paused or deleted schedules get no retries, recoveries or chain fires."""
-    return schedule.deleted_at is None and schedule.state != "paused"
+    return not schedule.deleted and schedule.state != "paused"
 
 
 _TOUCH = _schedule_update(last_run_at="b_at", last_run_state="b_state")
