@@ -266,7 +266,7 @@ class PrefetchExecutor:
         with self._cond:
             dispatched = self._dispatched.pop(outcome.run_id, None)
             if dispatched is not None:
-                took = self._timer() - dispatched
+                took = max(0.0, self._timer() - dispatched)  # 0 if cancelled before its instant
                 last = self._average
                 self._average = took if last is None else last + DURATION_WEIGHT * (took - last)
         if self._callback is not None:
