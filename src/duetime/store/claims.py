@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -71,6 +71,10 @@ LIVE_ACTIVE = sa.text("duetime_schedules.state = 'active' AND duetime_schedules.
 
 #: Pending runs read per free slot (some may be held back by their schedule's max_instances).
 CANDIDATES_PER_SLOT = 2
+#: Reads of candidates per claim at most. A read whose runs were all held back by their
+#: schedules' max_instances is followed by one that skips those schedules, so a backlog of
+#: one schedule never hides the runs of others behind it.
+CLAIM_ROUNDS = 4
 
 
 def _ms(delta: timedelta) -> int:
@@ -521,7 +525,11 @@ def _fire_batch(
 
 
 def _pending_candidates(
-    store: SQLAlchemyStore, conn: sa.Connection, now: datetime, limit: int
+    store: SQLAlchemyStore,
+    conn: sa.Connection,
+    now: datetime,
+    limit: int,
+    skip: Collection[str] = (),
 ) -> list[_Candidate]:
     """Lock (skip locked) pending runs that may start, by priority then available_at.
 
@@ -530,19 +538,22 @@ def _pending_candidates(
     stays cheap with a deep backlog (index ``ix_duetime_runs_claim_priority``). Only ids are
     read here: a backlog held back by ``max_instances`` (hundreds of runs of one schedule)
     is read again every cycle, and whole rows of it cost more than the claim itself.
+    With ``skip``, only runs of other schedules are read (none without a schedule).
     """
     found: list[_Candidate] = []
-    for query in _CANDIDATE_QUERIES(store.dialect):
+    params: dict[str, Any] = {"now": now, "skip": sorted(skip)} if skip else {"now": now}
+    for query in _CANDIDATE_QUERIES(store.dialect, bool(skip)):
         if len(found) >= limit:
             break
-        rows = conn.execute(query, {"now": now, "limit": limit - len(found)})
+        rows = conn.execute(query, {**params, "limit": limit - len(found)})
         found.extend(_Candidate(row.id, row.schedule_id) for row in rows)
     return found
 
 
-def _candidate_queries(dialect: str) -> list[sa.Select[Any]]:
+def _candidate_queries(dialect: str, skipping: bool) -> list[sa.Select[Any]]:
     """The three segments of :func:`_pending_candidates`, built once per dialect."""
     r = t.runs.c
+    skipped = [r.schedule_id.not_in(sa.bindparam("skip", expanding=True))] if skipping else []
     segments: list[tuple[Any, list[Any]]] = [
         (r.priority > 0, [r.priority.desc(), r.available_at]),
         (r.priority == 0, [r.available_at]),
@@ -552,7 +563,7 @@ def _candidate_queries(dialect: str) -> list[sa.Select[Any]]:
         _locked_on(
             dialect,
             sa.select(r.id, r.schedule_id)
-            .where(PENDING, r.available_at <= _instant("now"), condition)
+            .where(PENDING, r.available_at <= _instant("now"), condition, *skipped)
             .order_by(*order)
             .limit(sa.bindparam("limit", type_=sa.Integer)),
             skip=True,
@@ -582,16 +593,26 @@ def _full_runs(conn: sa.Connection, chosen: list[_Candidate]) -> list[Run]:
 
 
 def _instance_room(
-    store: SQLAlchemyStore, conn: sa.Connection, schedule_ids: Sequence[str]
+    store: SQLAlchemyStore,
+    conn: sa.Connection,
+    schedule_ids: Sequence[str],
+    *,
+    skip_locked: bool = False,
 ) -> dict[str, int]:
-    """Lock the schedules (id order) and return how many more runs each may run now."""
+    """Lock the schedules (id order) and return how many more runs each may run now.
+
+    With ``skip_locked``, a schedule locked elsewhere has no room (0).
+    """
     if not schedule_ids:
         return {}
     s = t.schedules.c
     query = sa.select(s.id, s.max_instances).where(s.id.in_(schedule_ids)).order_by(s.id)
     limits = {
-        row.id: int(row.max_instances) for row in conn.execute(_locked(store, query, skip=False))
+        row.id: int(row.max_instances)
+        for row in conn.execute(_locked(store, query, skip=skip_locked))
     }
+    if skip_locked:
+        limits = {sid: limits.get(sid, 0) for sid in schedule_ids}
     r = t.runs.c
     running = conn.execute(
         sa.select(r.schedule_id, sa.func.count())
@@ -620,14 +641,33 @@ def claim_runs(
         return []
     until = max(now, until or now)
     with store.write() as conn:
-        candidates = _pending_candidates(store, conn, until, slots * CANDIDATES_PER_SLOT)
-        if not candidates:
-            return []
-        schedule_ids = sorted({c.schedule_id for c in candidates if c.schedule_id})
-        chosen = _within_limits(candidates, _instance_room(store, conn, schedule_ids), slots)
-        runs = _full_runs(conn, chosen)
+        runs = _full_runs(conn, _choose(store, conn, until, slots))
         # no change signal: a claim only takes work away from other engines
         return _start(conn, runs, now=now, worker=worker, lease_seconds=lease_seconds)
+
+
+def _choose(
+    store: SQLAlchemyStore, conn: sa.Connection, until: datetime, slots: int
+) -> list[_Candidate]:
+    """Up to ``slots`` candidates within their schedules' room, read in rounds.
+
+    A round that filled no slot for lack of room reads again past the schedules it saw
+    (CLAIM_ROUNDS). Later rounds lock their schedules with SKIP LOCKED: locks taken out of
+    id order could deadlock with another engine's claim, and a schedule another engine is
+    claiming for has no room to spare for us this cycle.
+    """
+    chosen: list[_Candidate] = []
+    room: dict[str, int] = {}
+    for round_ in range(CLAIM_ROUNDS):
+        wanted = slots - len(chosen)
+        limit = wanted * CANDIDATES_PER_SLOT
+        candidates = _pending_candidates(store, conn, until, limit, skip=room)
+        new = sorted({c.schedule_id for c in candidates if c.schedule_id} - room.keys())
+        room.update(_instance_room(store, conn, new, skip_locked=round_ > 0))
+        chosen.extend(_within_limits(candidates, room, wanted))
+        if len(chosen) >= slots or len(candidates) < limit:
+            break  # every slot taken, or nothing more is pending
+    return chosen
 
 
 def _within_limits(
