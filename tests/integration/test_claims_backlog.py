@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from test_engine_helpers import add_schedule, runs_of, schedule_obj
+from test_engine_helpers import OK, SLOW, add_schedule, make_engine, runs_of, schedule_obj
 
 from duetime.clock import FakeClock
+from duetime.engine.loop import READ_PAST_SECONDS
 from duetime.models import RunKind, RunState
 from duetime.store import claims, rows
 from duetime.store.sqlalchemy import SQLAlchemyStore
 
 SLOTS = 2
+
+pytestmark = pytest.mark.anyio
 
 
 def _pending(store: SQLAlchemyStore, schedule_id: str, at: timedelta, clock: FakeClock) -> None:
@@ -80,3 +83,25 @@ def test_a_claim_in_rounds_starts_each_run_once(store: SQLAlchemyStore, clock: F
     started = _claim(store, clock, slots=5)
     assert sorted(started) == sorted([roomy, roomy, roomy, other])
     assert [r.state for r in runs_of(store, roomy)] == [RunState.RUNNING] * 3
+
+
+async def test_the_engine_reads_past_held_back_runs_every_quarter_second(
+    store: SQLAlchemyStore, clock: FakeClock
+) -> None:
+    """Reading past walks the whole held-back backlog: the engine does it at most every
+    READ_PAST_SECONDS, so a run behind the backlog waits at most that long."""
+    engine, executor = make_engine(store, clock, concurrency=2)
+    busy = add_schedule(store, "busy", "0 0 1 1 *", now=clock.now(), job=SLOW, max_instances=1)
+    _pending(store, busy, timedelta(seconds=-10), clock)
+    await engine.tick()  # busy runs its one instance (slow: it keeps running)
+    assert [r.state for r in runs_of(store, busy)] == [RunState.RUNNING]
+    for ms in range(engine.executor.free_slots * claims.CANDIDATES_PER_SLOT + 5):
+        _pending(store, busy, timedelta(seconds=-9, milliseconds=ms), clock)
+    other = add_schedule(store, "other", "0 0 1 1 *", now=clock.now(), job=OK)
+    _pending(store, other, timedelta(seconds=-1), clock)
+    await engine.tick()  # the last read past was moments ago: only the backlog is read
+    assert [r.state for r in runs_of(store, other)] == [RunState.PENDING]
+    clock.advance(READ_PAST_SECONDS)
+    await engine.tick()
+    assert [r.state for r in runs_of(store, other)] == [RunState.SUCCEEDED]
+    assert len(executor.inflight) == 1

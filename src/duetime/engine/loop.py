@@ -50,6 +50,11 @@ FINISH_BATCH = 500
 #: it wakes at once when a claim is worth making or a full batch waits.
 FINISH_DELAY_SECONDS = 0.05
 
+#: A claim reads past runs held back by ``max_instances`` at most this often (seconds):
+#: that read walks the whole held-back backlog, and runs of other schedules behind it
+#: wait at most this long for it.
+READ_PAST_SECONDS = 0.25
+
 #: How often a stopping engine collects outcomes while the executor drains (seconds).
 SHUTDOWN_POLL_SECONDS = 0.1
 
@@ -108,6 +113,7 @@ class Engine:
         self._more_work = False
         self._last_heartbeat: float | None = None
         self._last_recover: float | None = None
+        self._last_read_past: float | None = None
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._thread_stop: asyncio.Event | None = None
@@ -299,6 +305,7 @@ class Engine:
             slots=slots,
             lease_seconds=self.settings.lease_seconds,
             until=self._claim_until(now) if ahead else None,
+            read_past=self._read_past_due(),
         )
         self._submit(runs)
         # no room (or all of it taken): fire only what is due now, not the lookahead
@@ -306,6 +313,15 @@ class Engine:
         if self._saturated and self.executor.free_slots > 0:
             self._more_work = True  # there may be more to start right away
         return runs
+
+    def _read_past_due(self) -> bool:
+        """True at most every READ_PAST_SECONDS: this claim may read past held-back runs."""
+        mono = self.clock.monotonic()
+        last = self._last_read_past
+        if last is not None and mono - last < READ_PAST_SECONDS:
+            return False
+        self._last_read_past = mono
+        return True
 
     def _finish(self) -> None:
         """Step 3: write collected outcomes (fenced by lease token) in batches."""

@@ -631,23 +631,27 @@ def claim_runs(
     slots: int,
     lease_seconds: float,
     until: datetime | None = None,
+    read_past: bool = True,
 ) -> list[Run]:
     """Start up to ``slots`` pending runs within each schedule's ``max_instances`` (step 2).
 
     ``until`` (default ``now``) also claims runs available up to that instant: the engine
-    hands them to its executor at their ``available_at`` (docs/decisions/0008).
+    hands them to its executor at their ``available_at`` (docs/decisions/0008). Without
+    ``read_past`` only one read of candidates is made (see CLAIM_ROUNDS): reading past a
+    held-back backlog walks all of it, and the engine does that only now and then.
     """
     if slots <= 0:
         return []
     until = max(now, until or now)
+    rounds = CLAIM_ROUNDS if read_past else 1
     with store.write() as conn:
-        runs = _full_runs(conn, _choose(store, conn, until, slots))
+        runs = _full_runs(conn, _choose(store, conn, until, slots, rounds))
         # no change signal: a claim only takes work away from other engines
         return _start(conn, runs, now=now, worker=worker, lease_seconds=lease_seconds)
 
 
 def _choose(
-    store: SQLAlchemyStore, conn: sa.Connection, until: datetime, slots: int
+    store: SQLAlchemyStore, conn: sa.Connection, until: datetime, slots: int, rounds: int
 ) -> list[_Candidate]:
     """Up to ``slots`` candidates within their schedules' room, read in rounds.
 
@@ -658,7 +662,7 @@ def _choose(
     """
     chosen: list[_Candidate] = []
     room: dict[str, int] = {}
-    for round_ in range(CLAIM_ROUNDS):
+    for round_ in range(rounds):
         wanted = slots - len(chosen)
         limit = wanted * CANDIDATES_PER_SLOT
         candidates = _pending_candidates(store, conn, until, limit, skip=room)
