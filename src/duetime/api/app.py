@@ -60,7 +60,8 @@ def create_app(
     database, keys and repeated reads are cached exactly (decision 0010).
     """
     versions = DataVersion.for_url(scheduler.store.url)
-    triggers = TriggerBatcher(scheduler.commit_triggers)
+    grouped = scheduler.store.dialect == "sqlite"  # one write lock to share (0012)
+    triggers = TriggerBatcher(scheduler.commit_triggers, grouped=grouped)
     app = FastAPI(
         lifespan=_lifespan(max_threads, versions, triggers),
         title="duetime",

@@ -8,6 +8,11 @@ for it to finish and then go together: one thread hop, one transaction and one c
 all of them (:meth:`duetime.scheduler.Scheduler.commit_triggers`). A lone request goes at
 once, so an idle server adds no delay. Each request still reads its schedule under the
 write lock (live, at the expected version) and gets its own answer or error.
+
+Only on SQLite (``grouped``). On PostgreSQL each request keeps its own transaction on a
+worker thread, as before: there writers do not queue on one lock, and a batch would hold
+several schedules' row locks at once (a lock cycle with a claim or another batch) and wait
+on any one of them with every other tenant's requests behind it.
 See docs/decisions/0012-api-write-path.md.
 """
 
@@ -16,6 +21,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy.exc import OperationalError
+from starlette.concurrency import run_in_threadpool
 
 from duetime.models import Run
 from duetime.store.sqlalchemy import RunRequest
@@ -30,8 +38,9 @@ _Waiting = tuple[RunRequest, "asyncio.Future[Run]"]
 class TriggerBatcher:
     """Collect run-now requests on the event loop; write them in batches on one thread."""
 
-    def __init__(self, commit: Commit) -> None:
+    def __init__(self, commit: Commit, *, grouped: bool = True) -> None:
         self._commit = commit
+        self._grouped = grouped
         self._waiting: list[_Waiting] = []
         self._drain: asyncio.Task[None] | None = None
         self._writer: ThreadPoolExecutor | None = None
@@ -43,6 +52,11 @@ class TriggerBatcher:
 
     async def submit(self, request: RunRequest) -> Run:
         """Create the run of ``request`` in the next batch; raise what refused it."""
+        if not self._grouped:
+            (result,) = await run_in_threadpool(self._commit, [request])
+            if isinstance(result, Exception):
+                raise result
+            return result
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Run] = loop.create_future()
         self._waiting.append((request, future))
@@ -55,20 +69,20 @@ class TriggerBatcher:
         loop = asyncio.get_running_loop()
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="duetime-api-writer")
-        while self._waiting:
-            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
-            requests = [request for request, _ in batch]
-            try:
-                results = await loop.run_in_executor(self._writer, self._commit, requests)
-            except Exception as exc:  # the batch as a whole failed (no answer per request)
-                results = [exc] * len(batch)
-            for (_, future), result in zip(batch, results, strict=True):
-                if future.done() or future.get_loop().is_closed():
-                    continue  # the request was cancelled (its run stands)
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+        batch: list[_Waiting] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+                requests = [request for request, _ in batch]
+                try:
+                    results = await loop.run_in_executor(self._writer, self._commit, requests)
+                except Exception as exc:  # the batch as a whole failed (no answer per request)
+                    results = [exc] * len(batch)
+                _answer(batch, results)
+                batch = []
+        finally:  # whatever ended this drain, nobody is left waiting for an answer
+            left, self._waiting = batch + self._waiting, []
+            _answer(left, [_unavailable() for _ in left])
 
     def close(self) -> None:
         """Stop the writer thread (after the batch it is writing, if any); a later request
@@ -76,3 +90,19 @@ class TriggerBatcher:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.shutdown(wait=True)
+
+
+def _answer(batch: Sequence[_Waiting], results: Sequence[Run | Exception]) -> None:
+    """Resolve each request's future with its run or error (cancelled ones are skipped)."""
+    for (_, future), result in zip(batch, results, strict=True):
+        if future.done() or future.get_loop().is_closed():
+            continue  # the request was cancelled (its run stands)
+        if isinstance(result, Exception):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+
+def _unavailable() -> Exception:
+    """The error of a request whose batch could not be written (answered 503)."""
+    return OperationalError("run-now batch", None, RuntimeError("the batch writer stopped"))

@@ -124,6 +124,14 @@ def change_origin(thread: int | None = None) -> str:
     return f"{os.getpid()}:{thread if thread is not None else threading.get_ident()}"
 
 
+class _RolledBack(Exception):
+    """A run-now batch failed before its commit: nothing of it was stored."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _has_nul(parameters: Any) -> bool:
     """Tell whether any text in ``parameters`` (nested lists, tuples, dicts) holds a NUL.
 
@@ -536,39 +544,61 @@ class SQLAlchemyStore:
         version when its run is inserted. A request whose read, check or ``build`` raises a
         :class:`DuetimeError` writes nothing; the others still commit. A database that is
         busy or unreachable (OperationalError) fails every request alike. Any other failure
-        rolls the whole batch back and each request is retried in a transaction of its own,
-        so one request's bad row never fails another.
+        before the commit rolls the whole batch back and each request is retried in a
+        transaction of its own, so one request's bad row never fails another; a failure of
+        the commit itself is every request's answer (retrying could insert runs twice).
+
+        Only SQLite shares one transaction among requests (its writers queue on one lock
+        anyway). On PostgreSQL each request has its own: a transaction holding several
+        schedules' row locks, taken in arrival order, could deadlock with a claim or with
+        another batch.
         """
-        if len(requests) > 1:
+        if len(requests) > 1 and self.dialect == "sqlite":
             try:
                 return self._insert_schedule_runs(requests)
-            except OperationalError as exc:
+            except _RolledBack as failed:
+                log.warning(
+                    "a batch of %d runs failed (%s); retrying one by one", len(requests), failed
+                )
+            except Exception as exc:  # busy, unreachable, or the commit failed: no retry
                 return [exc] * len(requests)
-            except Exception:
-                log.warning("a batch of %d runs failed; retrying one by one", len(requests))
         return [self._insert_schedule_run(request) for request in requests]
 
     def _insert_schedule_run(self, request: RunRequest) -> Run | Exception:
         try:
             return self._insert_schedule_runs([request])[0]
+        except _RolledBack as failed:
+            return failed.error
         except Exception as exc:
             return exc
 
     def _insert_schedule_runs(self, requests: Sequence[RunRequest]) -> list[Run | Exception]:
-        results: list[Mapping[str, Any] | Exception] = []
+        """One transaction for ``requests``; a failure inside it raises :class:`_RolledBack`."""
         with self.write() as conn:
-            schedules: dict[tuple[str, str], Schedule] = {}
-            for request in requests:
-                try:
-                    schedule = self._schedule_for(conn, request, schedules)
-                    check_version(schedule, request.expected_version)
-                    results.append(request.build(schedule))
-                except DuetimeError as exc:
-                    results.append(exc)
-            rows = [result for result in results if not isinstance(result, Exception)]
-            if rows:
-                _run_insert(self.dialect).execute(conn, rows)  # one statement for the batch
-                self.changed(conn)
+            try:
+                results = self._insert_in(conn, requests)
+            except OperationalError:
+                raise  # busy or unreachable: the same for every request
+            except Exception as exc:
+                raise _RolledBack(exc) from exc  # write() rolls back: nothing was stored
+        return results
+
+    def _insert_in(
+        self, conn: sa.Connection, requests: Sequence[RunRequest]
+    ) -> list[Run | Exception]:
+        results: list[Mapping[str, Any] | Exception] = []
+        schedules: dict[tuple[str, str], Schedule] = {}
+        for request in requests:
+            try:
+                schedule = self._schedule_for(conn, request, schedules)
+                check_version(schedule, request.expected_version)
+                results.append(request.build(schedule))
+            except DuetimeError as exc:
+                results.append(exc)
+        rows = [result for result in results if not isinstance(result, Exception)]
+        if rows:
+            _run_insert(self.dialect).execute(conn, rows)  # one statement for the batch
+            self.changed(conn)
         return [r if isinstance(r, Exception) else row_to_run(r) for r in results]
 
     def _schedule_for(

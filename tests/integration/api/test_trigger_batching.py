@@ -47,6 +47,7 @@ async def _queued(app: Any, count: int) -> None:
             await asyncio.sleep(0.005)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_concurrent_triggers_share_one_transaction_and_keep_their_own_answers(
     scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -102,6 +103,34 @@ def test_concurrent_triggers_share_one_transaction_and_keep_their_own_answers(
     created = {r.json()["id"] for r in (first, override, action)}
     listed = {run.id for run in scheduler.for_tenant("*").get_runs(limit=50).items}
     assert listed == created
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_on_postgresql_a_trigger_waiting_for_its_schedule_holds_up_no_other(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each run-now request has its own transaction on a worker thread: while one waits
+    (here: held inside its insert), a trigger of another schedule is answered."""
+    app = create_app(scheduler)
+    secret = ApiKeyService(scheduler.store).create("acme", "operator").secret
+    operator = {"Authorization": f"Bearer {secret}"}
+    view = scheduler.for_tenant("acme")
+    view.add_schedule("slow", "duetime.noop", "0 3 * * *")
+    view.add_schedule("quick", "duetime.noop", "0 3 * * *")
+    held = _HeldCommits(scheduler, monkeypatch)
+
+    async def scenario() -> tuple[int, int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t" + API) as client:
+            slow = asyncio.ensure_future(client.post("/schedules/slow/trigger", headers=operator))
+            await asyncio.to_thread(held.entered.wait, WAIT_SECONDS)
+            quick = await client.post("/schedules/quick/trigger", headers=operator)
+            assert not slow.done()
+            held.release.set()
+            return quick.status_code, (await slow).status_code
+
+    assert asyncio.run(scenario()) == (201, 201)
+    assert held.sizes == [1, 1]
 
 
 def test_trigger_needs_a_live_key_and_the_operator_role(
