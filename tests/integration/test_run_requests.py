@@ -21,6 +21,7 @@ from duetime.errors import (
     ValidationError,
     VersionMismatchError,
 )
+from duetime.jobs.registry import JobRegistry
 from duetime.models import Run, RunKind, RunState
 from duetime.scheduler import Scheduler
 from duetime.store.sqlalchemy import RunRequest
@@ -212,3 +213,23 @@ def test_a_failure_after_the_commit_is_not_retried(
     assert results == [after, after]
     monkeypatch.undo()
     assert len(_runs(sched)) == 2  # each stored once
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_run_now_reads_its_job_type_on_its_own_connection(db_url: str) -> None:
+    """A job type this process does not register is read inside the run-now transaction,
+    on its connection: with a pool of one, a second checkout would wait for the pool."""
+    publisher = Scheduler(db_url, clock=FakeClock(START))
+    publisher.publish_job_types()
+    publisher.add_schedule("nightly", "duetime.sleep", "0 3 * * *")
+    publisher.close()
+    remote = Scheduler(db_url, clock=FakeClock(START), registry=JobRegistry())
+    try:
+        remote.store.engine.dispose()
+        remote.store.engine = sa.create_engine(
+            remote.store.engine.url, pool_size=1, max_overflow=0, pool_timeout=2
+        )
+        run = remote.trigger("nightly", {"seconds": 2})
+        assert run.parameters == {"seconds": 2.0}
+    finally:
+        remote.close()

@@ -226,6 +226,9 @@ class SQLAlchemyStore:
         self.clock = clock
         self._listeners: list[tuple[Callable[[], None], int | None]] = []
         self._listeners_lock = threading.Lock()
+        #: The run-now transaction open on this thread: ``build`` callbacks read job types
+        #: on it instead of checking out a second connection while holding one.
+        self._building = threading.local()
         self._write_lock: AbstractContextManager[None] = (
             SQLiteWriteLock(self.url) if self.dialect == "sqlite" else nullcontext()
         )
@@ -575,12 +578,15 @@ class SQLAlchemyStore:
     def _insert_schedule_runs(self, requests: Sequence[RunRequest]) -> list[Run | Exception]:
         """One transaction for ``requests``; a failure inside it raises :class:`_RolledBack`."""
         with self.write() as conn:
+            self._building.conn = conn
             try:
                 results = self._insert_in(conn, requests)
             except OperationalError:
                 raise  # busy or unreachable: the same for every request
             except Exception as exc:
                 raise _RolledBack(exc) from exc  # write() rolls back: nothing was stored
+            finally:
+                self._building.conn = None
         return results
 
     def _insert_in(
@@ -712,10 +718,19 @@ class SQLAlchemyStore:
         return [dict(row._mapping) for row in found]
 
     def job_type(self, name: str) -> dict[str, Any] | None:
-        """Return one published job type, or None."""
-        jt = t.job_types
-        with self.read() as conn:
-            row = conn.execute(sa.select(jt).where(jt.c.name == name)).first()
+        """Return one published job type, or None.
+
+        Inside a run-now transaction on this thread (a ``build`` callback), read on its
+        connection: a second one checked out while holding the first could wait on a pool
+        emptied by requests doing the same.
+        """
+        query = sa.select(t.job_types).where(t.job_types.c.name == name)
+        building: sa.Connection | None = getattr(self._building, "conn", None)
+        if building is not None:
+            row = building.execute(query).first()
+        else:
+            with self.read() as conn:
+                row = conn.execute(query).first()
         return dict(row._mapping) if row is not None else None
 
     # ------------------------------------------------------------ instances
