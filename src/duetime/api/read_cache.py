@@ -42,8 +42,6 @@ MAX_CACHED_BODY_BYTES = 1024 * 1024
 MAX_CACHED_BYTES = 32 * 1024 * 1024
 #: Keys kept at once (a full cache starts over).
 MAX_CACHED_KEYS = 10_000
-#: The key service's own time-based cache must never answer when the data version
-#: validates keys: a negative lifetime makes every entry expired from the start.
 _BEARER = b"bearer "
 
 T = TypeVar("T")

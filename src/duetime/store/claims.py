@@ -81,13 +81,8 @@ def _ms(delta: timedelta) -> int:
     return int(delta.total_seconds() * 1000)
 
 
-def _locked(store: SQLAlchemyStore, query: sa.Select[Any], *, skip: bool) -> sa.Select[Any]:
+def _locked(dialect: str, query: sa.Select[Any], *, skip: bool) -> sa.Select[Any]:
     """Add ``FOR UPDATE [SKIP LOCKED]`` on PostgreSQL (SQLite's BEGIN IMMEDIATE suffices)."""
-    return _locked_on(store.dialect, query, skip=skip)
-
-
-def _locked_on(dialect: str, query: sa.Select[Any], *, skip: bool) -> sa.Select[Any]:
-    """:func:`_locked` for a dialect name (statements built once per dialect)."""
     if dialect == "postgresql":
         return query.with_for_update(skip_locked=skip)
     return query
@@ -397,7 +392,7 @@ def _due_query(dialect: str) -> sa.Select[Any]:
         .order_by(s.priority.desc(), s.next_run_at)
         .limit(sa.bindparam("batch", type_=sa.Integer))
     )
-    return _locked_on(dialect, query, skip=True)
+    return _locked(dialect, query, skip=True)
 
 
 #: What firing reads of a due schedule; its JSON as text (decoded once per distinct text).
@@ -560,7 +555,7 @@ def _candidate_queries(dialect: str, skipping: bool) -> list[sa.Select[Any]]:
         (r.priority < 0, [r.priority.desc(), r.available_at]),
     ]
     return [
-        _locked_on(
+        _locked(
             dialect,
             sa.select(r.id, r.schedule_id)
             .where(PENDING, r.available_at <= _instant("now"), condition, *skipped)
@@ -609,7 +604,7 @@ def _instance_room(
     query = sa.select(s.id, s.max_instances).where(s.id.in_(schedule_ids)).order_by(s.id)
     limits = {
         row.id: int(row.max_instances)
-        for row in conn.execute(_locked(store, query, skip=skip_locked))
+        for row in conn.execute(_locked(store.dialect, query, skip=skip_locked))
     }
     if skip_locked:
         limits = {sid: limits.get(sid, 0) for sid in schedule_ids}
@@ -801,7 +796,7 @@ def _current_rows(
 
 
 _FENCE_QUERY = functools.cache(
-    lambda dialect: _locked_on(
+    lambda dialect: _locked(
         dialect,
         sa.select(*(t.runs.c[name] for name in _FENCE_COLUMNS))
         .where(t.runs.c.id.in_(sa.bindparam("ids", expanding=True)))
@@ -1183,7 +1178,8 @@ def recover_expired(store: SQLAlchemyStore, *, now: datetime, limit: int = 500) 
         .limit(limit)
     )
     with store.write() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(_locked(store, query, skip=True))]
+        locked = _locked(store.dialect, query, skip=True)
+        rows = [dict(row._mapping) for row in conn.execute(locked)]
         if not rows:
             return []
         lost = [_lose(conn, row, now) for row in rows]

@@ -72,7 +72,6 @@ CLEANUP_BATCH_SIZE = 1000
 RECALCULATE_PAGE_SIZE = 500
 
 _ACTIVE = [state.value for state in ACTIVE_RUN_STATES]
-
 _TERMINAL = [state.value for state in RunState if state.is_terminal]
 
 
@@ -523,17 +522,16 @@ class SQLAlchemyStore:
             return [row_to_schedule(row) for row in conn.execute(query)]
 
     # ------------------------------------------------------------ runs
-    def insert_run(self, values: Mapping[str, Any], *, expected_version: int | None = None) -> Run:
+    def insert_run(self, values: Mapping[str, Any]) -> Run:
         """Insert one run row (from :func:`rows.new_run_values`) and signal the change.
 
         The run's schedule must still be live in the same transaction (NotFoundError
-        otherwise): a delete racing a run-now leaves no orphan pending run. With
-        ``expected_version`` the schedule must also still be at that version
-        (VersionMismatchError otherwise), checked under the same lock.
+        otherwise): a delete racing a rerun leaves no orphan pending run. Run-now requests,
+        which also check a version, go through :meth:`insert_schedule_runs`.
         """
         with self.write() as conn:
             if values.get("schedule_id") is not None:
-                self._lock_live_schedule(conn, values["schedule_id"], expected_version)
+                self._lock_live_schedule(conn, values["schedule_id"])
             _run_insert(self.dialect).execute(conn, [values])
             self.changed(conn)
         return row_to_run(values)
@@ -623,23 +621,13 @@ class SQLAlchemyStore:
             found = seen[ref] = row_to_schedule(row)
         return found
 
-    def _lock_live_schedule(
-        self, conn: sa.Connection, schedule_id: str, expected_version: int | None = None
-    ) -> None:
+    def _lock_live_schedule(self, conn: sa.Connection, schedule_id: str) -> None:
         s = t.schedules
-        query = sa.select(s.c.name, s.c.version).where(
-            s.c.id == schedule_id, s.c.deleted_at.is_(None)
-        )
+        query = sa.select(s.c.id).where(s.c.id == schedule_id, s.c.deleted_at.is_(None))
         if self.dialect == "postgresql":
             query = query.with_for_update()
-        row = conn.execute(query).first()
-        if row is None:
+        if conn.execute(query).first() is None:
             raise NotFoundError(f"schedule {schedule_id} was deleted")
-        if expected_version is not None and row.version != expected_version:
-            raise VersionMismatchError(
-                f"schedule {row.name!r} is at version {row.version}, not {expected_version}",
-                current_version=row.version,
-            )
 
     def get_run(self, tenant: str, run_id: str) -> Run:
         """Return a run by id (NotFoundError when absent or another tenant's)."""
