@@ -16,6 +16,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from duetime.errors import (
 )
 from duetime.models import ACTIVE_RUN_STATES, Page, Run, RunState, Schedule, ScheduleState
 from duetime.store import tables as t
+from duetime.store.checkpoint import WAL_AUTOCHECKPOINT_BACKSTOP_PAGES, WalCheckpointer
 from duetime.store.rows import row_to_run, row_to_schedule, run_reader, schedule_reader
 from duetime.store.sqlite_lock import SQLiteWriteLock
 
@@ -104,6 +106,9 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
+        # Checkpoints run on the store's WalCheckpointer thread, off the write lock; the
+        # automatic one inside a writer's COMMIT is only a backstop (see its constant).
+        cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_BACKSTOP_PAGES}")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
@@ -231,6 +236,13 @@ class SQLAlchemyStore:
         self._write_lock: AbstractContextManager[None] = (
             SQLiteWriteLock(self.url) if self.dialect == "sqlite" else nullcontext()
         )
+        #: WAL checkpoints after commits, on a thread started by the first one (SQLite
+        #: files only); stopped by dispose(), or when the store is collected undisposed.
+        self._checkpointer = WalCheckpointer.for_engine(
+            self.engine, lambda conn: _sqlite_on_connect(conn, None)
+        )
+        if self._checkpointer is not None:
+            weakref.finalize(self, self._checkpointer.stop, wait=False)
 
     # ------------------------------------------------------------ transactions
     @contextmanager
@@ -250,6 +262,8 @@ class SQLAlchemyStore:
                 trans.rollback()
                 raise
             trans.commit()
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
             if conn.info.pop(_CHANGED_KEY, False):
                 self._notify_listeners()
 
@@ -327,7 +341,13 @@ class SQLAlchemyStore:
         return instant
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Stop the WAL checkpointer (SQLite) and close every pooled connection.
+
+        The store stays usable: a later write starts a new checkpointer, as a later
+        checkout opens new pooled connections.
+        """
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()
 
     # ------------------------------------------------------------ schedules
