@@ -57,6 +57,8 @@ class ThreadExecutor(InProcessSlots):
         self._ids = count(1)
         self._queue: queue.SimpleQueue[ActiveRun | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
+        #: The monotonic instant the deadline watcher looks next (None: it is not waiting).
+        self._watch_until: float | None = None
 
     def start(self, on_outcome: OutcomeCallback) -> None:
         """Start the deadline watcher; outcomes go to ``on_outcome``."""
@@ -84,8 +86,7 @@ class ThreadExecutor(InProcessSlots):
             self._check_can_accept(request)
             active = self._active_run(request)
             self._active[request.run_id] = active
-            if active.deadline is not None:  # only a new deadline concerns the watcher
-                self._cond.notify_all()
+            self._wake_watcher_for(active.deadline)
             try:
                 self._ensure_worker()
             except BaseException:  # e.g. "can't start new thread": give the slot back
@@ -158,8 +159,7 @@ class ThreadExecutor(InProcessSlots):
         with self._cond:
             active.started_at = self._clock.now()
             active.deadline = deadline_for(active.request, self._clock)
-            if active.deadline is not None:
-                self._cond.notify_all()
+            self._wake_watcher_for(active.deadline)
         return not active.cancel_event.is_set()
 
     def cancel(self, run_id: str) -> bool:
@@ -173,6 +173,19 @@ class ThreadExecutor(InProcessSlots):
         return True
 
     # ------------------------------------------------------------------ deadlines
+    def _wake_watcher_for(self, deadline: float | None) -> None:
+        """Wake the deadline watcher if ``deadline`` comes before its next look (lock held).
+
+        Only then: most runs carry the default timeout, far beyond the watcher's next look
+        (at most SUPERVISOR_TICK_SECONDS away), and waking it for every run costs a thread
+        switch and a trip through the GIL for nothing.
+        """
+        if deadline is None:
+            return
+        until = self._watch_until
+        if until is None or deadline < until:
+            self._cond.notify_all()
+
     def _watch(self) -> None:
         while True:
             with self._cond:
@@ -180,7 +193,10 @@ class ThreadExecutor(InProcessSlots):
                     return
                 expired = self._expired()
                 if not expired:
-                    self._cond.wait(self._wait_seconds())
+                    wait = self._wait_seconds()
+                    self._watch_until = self._clock.monotonic() + wait
+                    self._cond.wait(wait)
+                    self._watch_until = None
                     continue
             for active in expired:
                 self._time_out(active)
