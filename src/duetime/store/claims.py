@@ -770,17 +770,20 @@ class _Finished:
 
 @dataclass(frozen=True, slots=True)
 class _Written:
-    """An accepted outcome as written: its run, schedule and the columns it set."""
+    """An accepted outcome as written: its run, schedule, the columns it set, the fence row."""
 
     run_id: str
     schedule_id: str | None
     values: dict[str, Any]
+    current: Mapping[str, Any]
 
 
 _FENCE_COLUMNS = (
     "id", "state", "lease_token", "cancel_requested", "started_at", "available_at",
     "lateness_ms", "schedule_id",
 )  # fmt: skip
+#: What follow-ups need of each run's schedule, read in the same query (outer join).
+_REF_COLUMNS = ("s_tenant", "s_state", "s_deleted", "s_chain")
 
 
 def _current_rows(
@@ -788,22 +791,36 @@ def _current_rows(
 ) -> dict[str, Mapping[str, Any]]:
     """Read (and on PostgreSQL lock) what fencing needs of the runs about to be finished.
 
-    Only these few columns: whole rows (parameters, results) are read later for the
-    runs that get follow-ups, not for every success.
+    Only these few columns, and what follow-ups need of each run's schedule (one query,
+    not a second read by schedule id): whole rows (parameters, results) are read later
+    for the runs that get follow-ups, not for every success.
     """
     rows = conn.execute(_FENCE_QUERY(store.dialect), {"ids": list(run_ids)})
-    return {row[0]: dict(zip(_FENCE_COLUMNS, row, strict=True)) for row in rows}  # id first
+    names = _FENCE_COLUMNS + _REF_COLUMNS
+    return {row[0]: dict(zip(names, row, strict=True)) for row in rows}  # id first
 
 
-_FENCE_QUERY = functools.cache(
-    lambda dialect: _locked(
-        dialect,
-        sa.select(*(t.runs.c[name] for name in _FENCE_COLUMNS))
-        .where(t.runs.c.id.in_(sa.bindparam("ids", expanding=True)))
-        .order_by(t.runs.c.id),
-        skip=False,
+def _fence_query(dialect: str) -> sa.Select[Any]:
+    """The fence read of :func:`_current_rows`, built once per dialect."""
+    r, s = t.runs.c, t.schedules.c
+    query = (
+        sa.select(
+            *(r[name] for name in _FENCE_COLUMNS),
+            s.tenant.label("s_tenant"),
+            s.state.label("s_state"),
+            s.deleted_at.is_not(None).label("s_deleted"),
+            sa.cast(s.chain, sa.Text).label("s_chain"),
+        )
+        .select_from(t.runs.outerjoin(t.schedules, s.id == r.schedule_id))
+        .where(r.id.in_(sa.bindparam("ids", expanding=True)))
+        .order_by(r.id)
     )
-)
+    if dialect == "postgresql":  # lock the runs only: schedules are locked by fires, in order
+        return query.with_for_update(of=t.runs)
+    return query
+
+
+_FENCE_QUERY = functools.cache(_fence_query)
 
 
 @dataclass(frozen=True, slots=True)
@@ -892,7 +909,7 @@ def _write_outcomes(
         params.append(
             {**values, "b_id": outcome.run_id, "b_token": outcome.lease_token, "b_was": _RUNNING}
         )
-        written.append(_Written(outcome.run_id, row["schedule_id"], values))
+        written.append(_Written(outcome.run_id, row["schedule_id"], values, row))
     _FINISH(store.dialect).execute(conn, params)
     return written
 
@@ -917,26 +934,18 @@ class _ScheduleRef:
     chain: list[str]
 
 
-def _schedules_by_id(conn: sa.Connection, ids: Iterable[str]) -> dict[str, _ScheduleRef]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = conn.execute(_SCHEDULE_REFS, {"ids": wanted})
-    return {
-        row[0]: _ScheduleRef(row[0], row[1], row[2], bool(row[3]), _chain_of(row[4]))
-        for row in rows
-    }
-
-
-#: A finished run's schedule, read by id (``ids``): built once, the chain as JSON text
-#: (decoded only when not empty), whether it is deleted rather than when.
-_SCHEDULE_REFS = sa.select(
-    t.schedules.c.id,
-    t.schedules.c.tenant,
-    t.schedules.c.state,
-    t.schedules.c.deleted_at.is_not(None),
-    sa.cast(t.schedules.c.chain, sa.Text),
-).where(t.schedules.c.id.in_(sa.bindparam("ids", expanding=True)))
+def _schedule_refs(written: Sequence[_Written]) -> dict[str, _ScheduleRef]:
+    """The schedules of ``written`` runs, as the fence read found them (one per schedule)."""
+    refs: dict[str, _ScheduleRef] = {}
+    for w in written:
+        row = w.current
+        sid = w.schedule_id
+        if sid is None or sid in refs or row["s_state"] is None:  # no schedule, or it is gone
+            continue
+        refs[sid] = _ScheduleRef(
+            sid, row["s_tenant"], row["s_state"], bool(row["s_deleted"]), _chain_of(row["s_chain"])
+        )
+    return refs
 
 
 def _chain_of(text: str | None) -> list[str]:
@@ -958,7 +967,7 @@ def _follow_ups(
     Whole rows are read only for the runs that may get a follow-up: failures (retries,
     recoveries) and successes of schedules with a chain.
     """
-    schedules = _schedules_by_id(conn, (w.schedule_id for w in written if w.schedule_id))
+    schedules = _schedule_refs(written)
     _touch_schedules(store, conn, written)
     candidates = [w for w in written if _may_follow(w, schedules)]
     if not candidates:
