@@ -425,3 +425,32 @@ def test_stopping_a_run_also_kills_what_its_job_started(
     outcome = outcomes.wait("g")
     assert outcome.state in {RunState.TIMED_OUT, RunState.CANCELLED}
     wait_until(lambda: gone(child))
+
+
+def test_only_a_deadline_before_the_supervisors_next_look_wakes_it(
+    outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from duetime.executors import process as process_module
+
+    # without a wake-up the supervisor would wait a minute: only a wake can time "short" out
+    monkeypatch.setattr(process_module, "SUPERVISOR_TICK_SECONDS", 60.0)
+    ex = ProcessExecutor(concurrency=3, jobs_modules=JOBS)
+    ex.start(outcomes)
+    wakes: list[int] = []
+    real_wake = ex._wake
+
+    def counting_wake() -> None:
+        wakes.append(1)
+        real_wake()
+
+    monkeypatch.setattr(ex, "_wake", counting_wake)
+    try:
+        wait_until(lambda: all(w.ready for w in ex._workers))
+        ex.submit(request("long", "fx.pid_sleep", timeout=3600, seconds=60))
+        wait_until(lambda: ex._looks_at is not None)  # waiting, to look again in ~a minute
+        ex.submit(request("later", "fx.pid_sleep", timeout=7200, seconds=60))
+        assert wakes == []  # a deadline after its next look: no wake-up
+        ex.submit(request("short", "fx.pid_sleep", timeout=0.5, seconds=60))
+        assert outcomes.wait("short").state is RunState.TIMED_OUT  # well before a minute
+    finally:
+        ex.shutdown(0.5)

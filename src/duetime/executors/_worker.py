@@ -1,7 +1,8 @@
 """The body of a process-executor worker (runs in the child process).
 
 Protocol over one duplex pipe (pickled tuples, never stored):
-parent → worker: an :class:`ExecutionRequest`, or ``None`` to exit.
+parent → worker: an :class:`ExecutionRequest` as the tuple of its fields
+(:data:`~duetime.executors.base.request_fields`), or ``None`` to exit.
 worker → parent: ``("ready", pid)``, ``("log", record_dict)``, ``("heartbeat", run_id)``,
 ``("done", run_id, state, result, error_dict)``.
 """
@@ -109,12 +110,12 @@ def worker_main(
     channel.send(("ready", os.getpid()))
     while True:
         try:
-            request = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError):
             return
-        if request is None:
+        if message is None:
             return
-        _serve_one(request, channel, handler, hint)
+        _serve_one(ExecutionRequest(*message), channel, handler, hint)
 
 
 def _serve_one(

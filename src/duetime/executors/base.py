@@ -9,8 +9,9 @@ that are not JSON — are turned into outcomes, never into engine crashes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Protocol, runtime_checkable
 
 from duetime.models import RunError, RunState
@@ -38,6 +39,14 @@ class ExecutionRequest:
     #: Start the handler at this instant, not before: the engine hands a run over a moment
     #: ahead to an executor whose ``starts_on_time`` is true (docs/decisions/0008).
     not_before: datetime | None = None
+
+
+#: A request as the tuple of its fields, in order (``ExecutionRequest(*fields)`` again):
+#: how it crosses a pipe to a worker process (a frozen dataclass pickles field by field,
+#: through ``dataclasses.fields()``, on every send).
+request_fields: Callable[[ExecutionRequest], tuple[Any, ...]] = attrgetter(
+    *(f.name for f in fields(ExecutionRequest))
+)
 
 
 @dataclass(frozen=True, slots=True)

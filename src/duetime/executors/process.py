@@ -23,13 +23,15 @@ import functools
 import logging
 import multiprocessing
 import os
+import select
+import selectors
 import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import count
 from multiprocessing import popen_forkserver, spawn
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerProcess
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -48,7 +50,7 @@ from duetime.executors._common import (
     timed_out_result,
 )
 from duetime.executors._worker import worker_main
-from duetime.executors.base import ExecutionRequest, OutcomeCallback
+from duetime.executors.base import ExecutionRequest, OutcomeCallback, request_fields
 from duetime.jobs.context import JOB_LOGGER_PREFIX
 from duetime.jobs.execute import ExecutionResult, failure
 from duetime.jobs.registry import JobRegistry, default_registry
@@ -106,6 +108,9 @@ class _Worker:
 
     process: BaseProcess
     conn: Connection
+    #: Tells without blocking whether ``conn`` has a message (``conn.poll()`` builds a
+    #: selector per call, twice per run).
+    readable: Any = None
     active: ActiveRun | None = None
     stop_reason: str | None = None  # timeout | cancel | interrupt | retire
     term_at: float | None = None  # real monotonic instant SIGTERM was sent
@@ -141,6 +146,12 @@ class ProcessExecutor:
         self._workers: list[_Worker] = []
         self._cond = threading.Condition()
         self._wake_r, self._wake_w = self._mp.Pipe(duplex=False)
+        #: What the supervisor waits on (wake pipe, worker pipes and sentinels), registered
+        #: as workers come and go rather than once per wait.
+        self._selector = selectors.PollSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, self._wake_r)
+        #: The engine-clock instant the waiting supervisor looks again (None: not waiting).
+        self._looks_at: float | None = None
         self._supervisor: threading.Thread | None = None
         self._closing = False
         self._interrupting = False
@@ -178,11 +189,15 @@ class ProcessExecutor:
             active = ActiveRun(request, self._clock.now(), deadline_for(request, self._clock))
             worker.active = active
             active.handle = worker
+            # only a deadline before the waiting supervisor's next look needs it awake
+            looks_at, deadline = self._looks_at, active.deadline
+            wake = deadline is not None and looks_at is not None and deadline < looks_at
         try:  # outside the lock: a worker still starting up may take a while to read
-            worker.conn.send(request)
+            worker.conn.send(request_fields(request))  # a tuple pickles faster than the class
         except (OSError, ValueError):  # it died meanwhile: its sentinel reports WorkerLost
             logger.warning("worker of run %s died before it got the request", request.run_id)
-        self._wake()
+        if wake:
+            self._wake()
 
     def _pick_worker(self, request: ExecutionRequest) -> _Worker:
         if self._supervisor is None or self._closing:
@@ -250,7 +265,11 @@ class ProcessExecutor:
         )
         process.start()
         child_end.close()
-        return _Worker(process, parent_end)
+        readable = select.poll()
+        readable.register(parent_end.fileno(), select.POLLIN)
+        self._selector.register(parent_end, selectors.EVENT_READ, parent_end)
+        self._selector.register(process.sentinel, selectors.EVENT_READ, process.sentinel)
+        return _Worker(process, parent_end, readable)
 
     def _main_defines_jobs(self) -> bool:
         """True when ``__main__`` registered job types: workers must then import it too."""
@@ -286,6 +305,7 @@ class ProcessExecutor:
             logger.exception("process executor supervisor crashed; failing its runs")
             self._fail_everything()
         finally:
+            self._selector.close()
             self._wake_r.close()
             self._wake_w.close()
 
@@ -295,23 +315,17 @@ class ProcessExecutor:
                 self._stop_all()
             if self._closing and not self._workers:
                 return False
-            waitables = self._waitables()
             timeout = self._wait_seconds()
-        ready = wait(waitables, timeout)
+            self._looks_at = self._clock.monotonic() + timeout
+        ready = [key.data for key, _ in self._selector.select(timeout)]
         with self._cond:
+            self._looks_at = None
             self._handle_ready(ready)
             self._enforce_deadlines()
             self._escalate_kills()
             self._respawn_due()
             self._cond.notify_all()
         return True
-
-    def _waitables(self) -> list[Any]:
-        objects: list[Any] = [self._wake_r]
-        for worker in self._workers:
-            objects.append(worker.conn)
-            objects.append(worker.process.sentinel)
-        return objects
 
     def _wait_seconds(self) -> float:
         deadlines = [
@@ -336,7 +350,7 @@ class ProcessExecutor:
 
     def _drain(self, worker: _Worker) -> None:
         try:
-            while worker.conn.poll():
+            while worker.readable.poll(0):  # hang-up too: recv then raises EOFError
                 self._on_message(worker, worker.conn.recv())
         except (EOFError, OSError):
             pass  # the sentinel reports the exit
@@ -365,6 +379,8 @@ class ProcessExecutor:
         _kill_leftovers(worker.process)
         worker.process.join(timeout=0)
         self._workers.remove(worker)
+        self._selector.unregister(worker.conn)
+        self._selector.unregister(worker.process.sentinel)
         worker.conn.close()
         if worker.active is not None:
             self._reporter.report(worker.active, self._exit_result(worker))
