@@ -34,6 +34,7 @@ from duetime.store.rows import (
     resolve_run_settings,
     row_to_run,
     row_to_schedule,
+    run_from_insert,
 )
 from duetime.store.sqlalchemy import TRUSTED_OPTION
 from duetime.triggers.base import Trigger
@@ -101,11 +102,11 @@ def _insert_runs(
         return []
     count = _RUN_INSERT(store.dialect).execute(conn, values)
     if count == len(values):
-        return [row_to_run(v) for v in values]
+        return [run_from_insert(v) for v in values]
     log.info("duplicate fires skipped", extra={"event": "fire.duplicate_skipped"})
     ids = [v["id"] for v in values]
     inserted = set(conn.execute(sa.select(t.runs.c.id).where(t.runs.c.id.in_(ids))).scalars())
-    return [row_to_run(v) for v in values if v["id"] in inserted]
+    return [run_from_insert(v) for v in values if v["id"] in inserted]
 
 
 #: INSERT of full run rows; a second ``scheduled`` run of one fire is skipped (the partial

@@ -157,6 +157,27 @@ def _run_from(values: dict[str, Any]) -> Run:
 _RUN_KINDS = {kind.value: kind for kind in RunKind}
 _RUN_STATES = {state.value: state for state in RunState}
 
+_RUN_FIELDS_OF = itemgetter(*_RUN_READ_FIELDS)
+_KIND_AT, _STATE_AT, _ERROR_AT, _CANCEL_AT = (
+    _RUN_READ_FIELDS.index(name) for name in ("kind", "state", "error", "cancel_requested")
+)
+
+
+def run_from_insert(values: Mapping[str, Any]) -> Run:
+    """The Run an insert dict of :func:`new_run_values` stands for, once inserted.
+
+    Every field is in ``values`` (ours, not a result row): picked by position, built by
+    position, no copies (the engine builds one for every run it fires; keyword arguments
+    and the dict copies of :func:`row_to_run` took twice as long).
+    """
+    fields = list(_RUN_FIELDS_OF(values))
+    fields[_KIND_AT] = _RUN_KINDS[fields[_KIND_AT]]
+    fields[_STATE_AT] = _RUN_STATES[fields[_STATE_AT]]
+    error = fields[_ERROR_AT]
+    fields[_ERROR_AT] = _run_error(error) if error else None
+    fields[_CANCEL_AT] = bool(fields[_CANCEL_AT])
+    return Run(*fields)
+
 
 def run_reader(keys: Sequence[str]) -> Callable[[Sequence[Any]], Run]:
     """:func:`row_to_run` for many rows of one result (``keys`` = its column names)."""

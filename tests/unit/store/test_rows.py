@@ -71,6 +71,24 @@ def test_row_to_run_round_trips_an_insert_dict() -> None:
     assert run.parameters == {"a": 1}
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"error": {"type": "E", "message": "m", "traceback": "tb"}, "state": RunState.FAILED},
+        {"state": RunState.RUNNING, "worker": "w", "lease_token": "t", "cancel_requested": 1},
+        {"state": RunState.MISSED, "missed_count": 4, "missed_until": NOW},
+    ],
+)
+def test_run_from_insert_is_row_to_run_of_the_same_dict(extra: dict[str, object]) -> None:
+    values = _run_values(**extra)
+    fast, slow = rows.run_from_insert(values), rows.row_to_run(values)
+    assert fast == slow
+    assert type(fast.kind) is RunKind
+    assert type(fast.state) is RunState
+    assert fast.cancel_requested is slow.cancel_requested
+
+
 @dataclass
 class _JobType:
     timeout: float | None
