@@ -5,53 +5,22 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import shutil
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from duetime.clock import SystemClock
 from duetime.store import checkpoint
-from duetime.store.checkpoint import THREAD_NAME, WAL_AUTOCHECKPOINT_BACKSTOP_PAGES
+from duetime.store.checkpoint import WAL_AUTOCHECKPOINT_BACKSTOP_PAGES
 from duetime.store.sqlalchemy import SQLAlchemyStore
+from wal_helpers import DEADLINE_SECONDS, checkpointer_threads, eventually, rows_in_database_file
 
-#: Every wait below polls with this deadline (a slow CI machine, never a fixed sleep).
-DEADLINE_SECONDS = 10.0
 #: Far fewer WAL pages than any automatic checkpoint (SQLite's default 1,000 included):
 #: only the background thread can have copied these commits into the database file.
 COMMITS = 100
-
-
-def eventually(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {DEADLINE_SECONDS} s: {what}")
-        time.sleep(0.005)
-
-
-def rows_in_database_file(path: Path) -> int | None:
-    """Rows of ``t`` in the main database file alone (what checkpoints copied out of the WAL)."""
-    copy = path.with_name(f"copy-{os.getpid()}-{time.monotonic_ns()}.db")
-    shutil.copyfile(path, copy)
-    try:
-        conn = sqlite3.connect(copy)
-        try:
-            return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError:  # no table yet, or a copy torn by a checkpoint in progress
-        return None
-    finally:
-        copy.unlink()
-
-
-def checkpointer_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t.name == THREAD_NAME}
 
 
 def open_fds() -> int:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,50 +12,22 @@ import pytest
 import sqlalchemy as sa
 
 from duetime.store import checkpoint
-from duetime.store.checkpoint import THREAD_NAME, WalCheckpointer
+from duetime.store.checkpoint import WalCheckpointer
 from duetime.store.sqlalchemy import create_store_engine
+from wal_helpers import (
+    DEADLINE_SECONDS,
+    checkpointer_threads,
+    eventually,
+    rows_in_database_file,
+    wal_database,
+)
 
-#: Every wait below polls with this deadline (a slow CI machine, never a fixed sleep).
-DEADLINE_SECONDS = 10.0
 ROWS = 50
-
-
-def eventually(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {DEADLINE_SECONDS} s: {what}")
-        time.sleep(0.005)
-
-
-def rows_in_database_file(path: Path) -> int | None:
-    """Rows of ``t`` in the main database file alone (what checkpoints copied out of the WAL)."""
-    copy = path.with_name(f"copy-{time.monotonic_ns()}.db")
-    shutil.copyfile(path, copy)
-    try:
-        conn = sqlite3.connect(copy)
-        try:
-            return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError:  # no table yet, or a copy torn by a checkpoint in progress
-        return None
-    finally:
-        copy.unlink()
-
-
-def checkpointer_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == THREAD_NAME]
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    path = tmp_path / "d.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("CREATE TABLE t (x INTEGER)")
-    conn.close()  # the last connection checkpoints: the table is in the file, the WAL empty
-    return path
+    return wal_database(tmp_path / "d.db")
 
 
 @pytest.fixture

@@ -8,16 +8,12 @@ from pathlib import Path
 import pytest
 
 from duetime.store.data_version import DataVersion
+from wal_helpers import wal_database
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    path = tmp_path / "d.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("CREATE TABLE t (x INTEGER)")
-    conn.close()
-    return path
+    return wal_database(tmp_path / "d.db")
 
 
 def _commit(path: Path, sql: str) -> None:
