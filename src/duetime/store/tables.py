@@ -161,6 +161,13 @@ schedules = Table(
         sqlite_where=text("state = 'active' AND deleted_at IS NULL"),
         postgresql_where=text("state = 'active' AND deleted_at IS NULL"),
     ),
+    Index(  # the due read's segments of priority above and below 0 (usually empty)
+        "ix_duetime_schedules_due_prioritized",
+        "priority",
+        "next_run_at",
+        sqlite_where=text("state = 'active' AND deleted_at IS NULL AND priority != 0"),
+        postgresql_where=text("state = 'active' AND deleted_at IS NULL AND priority != 0"),
+    ),
     Index("ix_duetime_schedules_tenant_created", "tenant", "created_at", "id"),
 )
 
