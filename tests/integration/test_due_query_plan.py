@@ -45,8 +45,12 @@ def test_the_due_read_searches_its_indexes_and_sorts_nothing_of_priority_0(
     assert any("USING INDEX ix_duetime_schedules_due (next_run_at<" in s for s in default)
     # priority 0 in index order: no sort of every due row (11 ms a batch with 50,000 due)
     assert not any("TEMP B-TREE" in step for step in default), default
+    # other priorities: searched by due time too (migration 0006). Keyed by priority first
+    # (0005), the search was by priority alone and read every prioritized schedule, due or
+    # not: 100,000 of them with 100 due cost 12.5 ms a read instead of 1.4 ms
     for plan in (above, below):
-        assert any("USING INDEX ix_duetime_schedules_due_prioritized" in s for s in plan), plan
+        searched = "USING INDEX ix_duetime_schedules_due_prioritized (next_run_at<"
+        assert any(searched in s for s in plan), plan
 
 
 def test_due_schedules_come_by_priority_then_next_run_at_across_segments(

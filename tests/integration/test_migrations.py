@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command as alembic_command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -205,3 +206,33 @@ def test_init_in_a_real_subprocess_uses_the_environment(tmp_path: Path) -> None:
     )
     assert refused.returncode == 1
     assert "duetime init" in refused.stderr
+
+
+def _run_migration(url: str, direction: str, revision: str) -> None:
+    engine = create_store_engine(url)
+    config = migrate._config()
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            getattr(alembic_command, direction)(config, revision)
+    finally:
+        engine.dispose()
+
+
+def _index_columns(url: str, name: str) -> list[str | None]:
+    engine = create_store_engine(url)
+    try:
+        indexes = sa.inspect(engine).get_indexes("duetime_schedules")
+    finally:
+        engine.dispose()
+    return next(index["column_names"] for index in indexes if index["name"] == name)
+
+
+def test_0006_keys_the_prioritized_due_index_by_time_and_downgrades(empty_url: str) -> None:
+    name = "ix_duetime_schedules_due_prioritized"
+    migrate.upgrade_database(empty_url)
+    assert _index_columns(empty_url, name) == ["next_run_at", "priority"]
+    _run_migration(empty_url, "downgrade", "0005_schedules_due_prioritized")
+    assert _index_columns(empty_url, name) == ["priority", "next_run_at"]  # 0005's shape
+    assert migrate.upgrade_database(empty_url) == "0006_due_prioritized_by_time"
+    assert _index_columns(empty_url, name) == ["next_run_at", "priority"]

@@ -163,8 +163,8 @@ schedules = Table(
     ),
     Index(  # the due read's segments of priority above and below 0 (usually empty)
         "ix_duetime_schedules_due_prioritized",
+        "next_run_at",  # searched by due time (migration 0006), however many are prioritized
         "priority",
-        "next_run_at",
         sqlite_where=text("state = 'active' AND deleted_at IS NULL AND priority != 0"),
         postgresql_where=text("state = 'active' AND deleted_at IS NULL AND priority != 0"),
     ),
