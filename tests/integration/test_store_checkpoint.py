@@ -15,6 +15,8 @@ import pytest
 from duetime.clock import SystemClock
 from duetime.store import checkpoint
 from duetime.store.checkpoint import WAL_AUTOCHECKPOINT_BACKSTOP_PAGES
+from duetime.store.locks import DistributedLock
+from duetime.store.migrate import upgrade_database
 from duetime.store.sqlalchemy import SQLAlchemyStore
 from wal_helpers import DEADLINE_SECONDS, checkpointer_threads, eventually, rows_in_database_file
 
@@ -141,6 +143,47 @@ def test_a_failing_checkpoint_never_reaches_writers(
     eventually(lambda: rows_in_database_file(path) == COMMITS + 4, "the WAL checkpointed")
 
 
+def test_a_checkpointer_that_cannot_start_never_reaches_writers(
+    store: SQLAlchemyStore,
+    path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    real_start = threading.Thread.start
+    refused: list[str] = []
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name == checkpoint.THREAD_NAME and not refused:
+            refused.append(thread.name)
+            raise RuntimeError("can't start new thread")  # a thread or memory limit
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    monkeypatch.setattr(checkpoint, "START_RETRY_SECONDS", 3600.0)
+    caplog.set_level(logging.WARNING, logger="duetime.store")
+    changes: list[int] = []
+    store.add_change_listener(lambda: changes.append(1))
+    before = checkpointer_threads()
+    for i in range(3):  # each write commits, returns and tells the listeners
+        with store.write() as conn:
+            conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+            conn.exec_driver_sql("INSERT INTO t VALUES (?)", (i,))
+            store.changed(conn)
+    assert refused
+    assert len(changes) == 3
+    with store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 3
+    warnings = [r for r in caplog.records if getattr(r, "event", None) == "store.checkpoint_failed"]
+    assert len(warnings) == 1
+    assert "can't start new thread" in caplog.text
+    assert checkpointer_threads() == before  # not retried at every commit
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    checkpointer._no_start_until = 0.0  # the retry delay has passed
+    insert(store, 1)
+    eventually(lambda: rows_in_database_file(path) == 4, "the WAL checkpointed after a retry")
+
+
 def test_an_in_memory_store_has_no_checkpointer() -> None:
     before = checkpointer_threads()
     store = SQLAlchemyStore("sqlite://", clock=SystemClock())
@@ -162,7 +205,10 @@ def test_a_forked_child_starts_a_checkpointer_of_its_own(
         status = 1
         try:
             store.engine.dispose(close=False)  # never use the parent's connections
-            assert checkpointer_threads() == set()
+            checkpointer = store._checkpointer
+            assert checkpointer is not None
+            assert not checkpointer.running
+            assert checkpointer._worker is None
             insert(store, COMMITS)
             assert len(checkpointer_threads()) == 1
             eventually(lambda: rows_in_database_file(path) == COMMITS + 1, "child's checkpoint")
@@ -171,3 +217,21 @@ def test_a_forked_child_starts_a_checkpointer_of_its_own(
             os._exit(status)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_lock_with_a_store_of_its_own_starts_no_checkpoint_thread(
+    store: SQLAlchemyStore, path: Path
+) -> None:
+    insert(store, 1)  # the schema's table t; the locks table comes from the migration
+    url = f"sqlite:///{path}"
+    upgrade_database(url)
+    before = checkpointer_threads()
+    with DistributedLock(url, "job:settle", ttl_seconds=60, owner="a") as lock:
+        assert lock.held
+        assert checkpointer_threads() == before  # one thread and connection per lock, before
+    short_lived = SQLAlchemyStore(url, clock=SystemClock(), checkpoints=False)
+    try:
+        insert(short_lived, 1)
+        assert checkpointer_threads() == before
+    finally:
+        short_lived.dispose()

@@ -15,7 +15,9 @@ the GIL released and no duetime lock held. Connections keep an automatic checkpo
 :data:`WAL_AUTOCHECKPOINT_BACKSTOP_PAGES` for processes without a running checkpointer.
 
 A failed checkpoint is logged once per run of consecutive failures and retried on the next
-signal with a new connection; it never reaches a writer.
+signal with a new connection; it never reaches a writer. Neither does a thread that cannot
+start (a thread or memory limit): the commit has happened, the automatic checkpoint stands
+in, and the start is tried again :data:`START_RETRY_SECONDS` later.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +59,9 @@ WAL_AUTOCHECKPOINT_BACKSTOP_PAGES = 10_000
 
 #: How long :meth:`WalCheckpointer.stop` waits for a checkpoint in progress to finish.
 STOP_TIMEOUT_SECONDS = 10.0
+
+#: After the thread could not start, commits wait this long before trying again.
+START_RETRY_SECONDS = 5.0
 
 THREAD_NAME = "duetime-checkpoint"
 
@@ -114,6 +120,7 @@ class WalCheckpointer:
         self._lock = threading.Lock()
         self._worker: _Worker | None = None
         self._failures = 0
+        self._no_start_until = 0.0  # monotonic: after a failed thread start
         _LIVE.add(self)
 
     @classmethod
@@ -170,7 +177,9 @@ class WalCheckpointer:
                 self._forget_inherited()  # forked without the at-fork hook having run
                 worker = None
             if worker is None:
-                worker = self._worker = self._start()
+                worker = self._worker = self._start_or_none()
+                if worker is None:
+                    return
         worker.wake.set()
 
     def stop(self, *, wait: bool = True) -> None:
@@ -196,6 +205,21 @@ class WalCheckpointer:
             )
 
     # ------------------------------------------------------------ the thread
+    def _start_or_none(self) -> _Worker | None:
+        """Start the thread (under ``_lock``); None when it cannot start now.
+
+        Called after a commit: an error here would tell the writer its committed
+        transaction failed.
+        """
+        if time.monotonic() < self._no_start_until:
+            return None
+        try:
+            return self._start()
+        except RuntimeError:  # "can't start new thread"
+            self._no_start_until = time.monotonic() + START_RETRY_SECONDS
+            self._failed()
+            return None
+
     def _start(self) -> _Worker:
         worker = _Worker(pid=os.getpid())
         worker.thread = threading.Thread(
@@ -239,7 +263,7 @@ class WalCheckpointer:
         self._failures += 1
         if self._failures == 1:  # once per run of consecutive failures
             log.warning(
-                "WAL checkpoint of %s failed; retrying after the next commit "
+                "WAL checkpoint of %s failed; retrying after a later commit "
                 "(SQLite's automatic checkpoint remains as a backstop)",
                 self.database,
                 exc_info=True,

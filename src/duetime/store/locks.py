@@ -56,7 +56,10 @@ class DistributedLock:
         self.owner = owner[:200]
         self.token = uuid.uuid4().hex
         self._own_store = store is None
-        self._store = store or SQLAlchemyStore(database_url, clock=clock or SystemClock())
+        # a store of its own lives as long as one lock: no checkpoint thread per lock
+        self._store = store or SQLAlchemyStore(
+            database_url, clock=clock or SystemClock(), checkpoints=False
+        )
         self.held = False
 
     # -- time, judged by the database on PostgreSQL

@@ -222,7 +222,9 @@ class RunRequest:
 class SQLAlchemyStore:
     """Access to one duetime database (see DESIGN §3, §4 and docs/decisions)."""
 
-    def __init__(self, url: str, *, clock: Clock) -> None:
+    def __init__(self, url: str, *, clock: Clock, checkpoints: bool = True) -> None:
+        """Open ``url``; ``checkpoints=False`` for a short-lived store (no checkpoint thread:
+        SQLite's automatic checkpoint remains)."""
         self.url = normalize_url(url)
         self.engine = create_store_engine(self.url)
         name = self.engine.dialect.name
@@ -238,8 +240,10 @@ class SQLAlchemyStore:
         )
         #: WAL checkpoints after commits, on a thread started by the first one (SQLite
         #: files only); stopped by dispose(), or when the store is collected undisposed.
-        self._checkpointer = WalCheckpointer.for_engine(
-            self.engine, lambda conn: _sqlite_on_connect(conn, None)
+        self._checkpointer = (
+            WalCheckpointer.for_engine(self.engine, lambda conn: _sqlite_on_connect(conn, None))
+            if checkpoints
+            else None
         )
         if self._checkpointer is not None:
             weakref.finalize(self, self._checkpointer.stop, wait=False)
