@@ -392,7 +392,8 @@ def _due_queries(dialect: str) -> list[sa.Select[Any]]:
 
     Priority 0 (the default) is read from ``ix_duetime_schedules_due`` (next_run_at,
     priority) in index order and stops at the batch; the few schedules of another priority
-    come from ``ix_duetime_schedules_due_prioritized`` (migration 0005). Before, one query
+    come from ``ix_duetime_schedules_due_prioritized`` (migrations 0005 and 0006;
+    searched by next_run_at too, then sorted: only the due ones). Before, one query
     sorted every due schedule's row for each batch: 50,000 due at once (a catch-up after
     downtime) cost about 11 ms a batch on SQLite.
     """
