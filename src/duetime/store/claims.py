@@ -807,12 +807,22 @@ class _Finished:
 
 @dataclass(frozen=True, slots=True)
 class _Written:
-    """An accepted outcome as written: its run, schedule, the columns it set, the fence row."""
+    """An accepted outcome as written: the columns it set and its run's fence row."""
 
-    run_id: str
-    schedule_id: str | None
     values: dict[str, Any]
     current: Mapping[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        run_id: str = self.current["id"]
+        return run_id
+
+    @property
+    def schedule_id(self) -> str | None:
+        """The run's schedule (None for a run of no schedule)."""
+        schedule_id: str | None = self.current["schedule_id"]
+        return schedule_id
 
 
 _FENCE_COLUMNS = (
@@ -946,7 +956,7 @@ def _write_outcomes(
         params.append(
             {**values, "b_id": outcome.run_id, "b_token": outcome.lease_token, "b_was": _RUNNING}
         )
-        written.append(_Written(outcome.run_id, row["schedule_id"], values, row))
+        written.append(_Written(values, row))
     _FINISH(store.dialect).execute(conn, params)
     return written
 
