@@ -105,6 +105,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
 
 
+def _partial(where: str) -> dict[str, Any]:
+    """Index keyword arguments: the same partial-index WHERE on SQLite and PostgreSQL."""
+    return {"sqlite_where": text(where), "postgresql_where": text(where)}
+
+
 def _id(name: str = "id", **kw: Any) -> Column[str]:
     return Column(name, String(36), **kw)
 
@@ -151,22 +156,19 @@ schedules = Table(
         "tenant",
         "name",
         unique=True,
-        sqlite_where=text("deleted_at IS NULL"),
-        postgresql_where=text("deleted_at IS NULL"),
+        **_partial("deleted_at IS NULL"),
     ),
     Index(
         "ix_duetime_schedules_due",
         "next_run_at",
         "priority",
-        sqlite_where=text("state = 'active' AND deleted_at IS NULL"),
-        postgresql_where=text("state = 'active' AND deleted_at IS NULL"),
+        **_partial("state = 'active' AND deleted_at IS NULL"),
     ),
     Index(  # the due read's segments of priority above and below 0 (usually empty)
         "ix_duetime_schedules_due_prioritized",
         "next_run_at",  # searched by due time (migration 0006), however many are prioritized
         "priority",
-        sqlite_where=text("state = 'active' AND deleted_at IS NULL AND priority != 0"),
-        postgresql_where=text("state = 'active' AND deleted_at IS NULL AND priority != 0"),
+        **_partial("state = 'active' AND deleted_at IS NULL AND priority != 0"),
     ),
     Index("ix_duetime_schedules_tenant_created", "tenant", "created_at", "id"),
 )
@@ -211,35 +213,30 @@ runs = Table(
         "schedule_id",
         "scheduled_for",
         unique=True,
-        sqlite_where=text("kind = 'scheduled'"),
-        postgresql_where=text("kind = 'scheduled'"),
+        **_partial("kind = 'scheduled'"),
     ),
     Index(
         "ix_duetime_runs_claim",
         "available_at",
         "priority",
-        sqlite_where=text("state = 'pending'"),
-        postgresql_where=text("state = 'pending'"),
+        **_partial("state = 'pending'"),
     ),
     Index(  # the claim's order: each priority segment is one range scan, no backlog scan
         "ix_duetime_runs_claim_priority",
         "priority",
         "available_at",
-        sqlite_where=text("state = 'pending'"),
-        postgresql_where=text("state = 'pending'"),
+        **_partial("state = 'pending'"),
     ),
     Index(
         "ix_duetime_runs_leases",
         "lease_expires_at",
-        sqlite_where=text("state = 'running'"),
-        postgresql_where=text("state = 'running'"),
+        **_partial("state = 'running'"),
     ),
     Index(  # the engine's "which running runs must stop" (usually none)
         "ix_duetime_runs_cancel_requested",
         "cancel_requested",  # with state: an equality search the planner prefers to a scan
         "state",
-        sqlite_where=text("state = 'running' AND cancel_requested = true"),
-        postgresql_where=text("state = 'running' AND cancel_requested = true"),
+        **_partial("state = 'running' AND cancel_requested = true"),
     ),
     Index("ix_duetime_runs_schedule_state", "schedule_id", "state"),
     Index("ix_duetime_runs_schedule_created", "schedule_id", "created_at", "id"),
